@@ -1,0 +1,1 @@
+"""Run many adaptive learners as checkpointed Snakemake targets."""
