@@ -1,0 +1,76 @@
+"""Entry point of a learner job: `python [-m mpi4py.futures] run_learner.py --name NAME ...`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from adaptive_snakemake import paths
+from adaptive_snakemake.errors import ConfigError, LauncherError
+from adaptive_snakemake.executors import check_mpi_world
+from adaptive_snakemake.lock import LearnerLock
+from adaptive_snakemake.runner import run_to_goal
+from adaptive_snakemake.specs import find_spec, load_specs
+
+log = logging.getLogger("adaptive_snakemake.job")
+
+
+def _arguments(argv):
+    parser = argparse.ArgumentParser(description="Run one learner of learners.yaml to its goal.")
+    parser.add_argument("--learners", required=True, help="the learners.yaml file")
+    parser.add_argument("--name", required=True, help="the learner's name")
+    parser.add_argument(
+        "--fingerprint", help="refuse to run if the learner's definition no longer matches"
+    )
+    parser.add_argument("--root", default=".", help="the workflow directory")
+    return parser.parse_args(argv)
+
+
+def _reporter_factory(spec, root: Path):
+    from adaptive_snakemake.metrics.reporter import open_reporter
+
+    def open_for(attempt: int):
+        log_file = paths.learner_log(spec.name, root)
+        return open_reporter(
+            name=spec.name,
+            attempt=attempt,
+            log_file=log_file,
+            workdir=root,
+            log_interval=spec.log_interval,
+        )
+
+    return open_for
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s [%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+    args = _arguments(argv)
+    root = Path(args.root)
+    try:
+        spec = find_spec(load_specs(args.learners), args.name)
+        if args.fingerprint and spec.fingerprint != args.fingerprint:
+            raise ConfigError(
+                f"{args.learners}: learner {args.name!r} changed after snakemake planned this "
+                "job; rerun snakemake so it plans with the current file"
+            )
+        if spec.executor == "mpi4py":
+            check_mpi_world(spec.tasks)
+    except (ConfigError, LauncherError) as error:
+        log.error("%s", error)
+        return 2
+    lock = LearnerLock(paths.lock(spec.name, root))
+    with lock:
+        code = run_to_goal(spec, root, _reporter_factory(spec, root))
+    if code != 0:
+        logging.shutdown()
+        # Busy MPI workers or pool processes could hold up a normal exit past the walltime;
+        # everything that matters is saved and the lock released.
+        os._exit(code)
+    return 0

@@ -1,0 +1,319 @@
+"""A per-learner lock on a shared filesystem, held by jobs that may run on different nodes.
+
+Why: after the main snakemake process is killed, a restart submits a second job for a
+learner whose first job still runs. The second job must wait for the first (then it finds
+the checkpoint or the final result), and must take over the lock of a job that died.
+
+How, with nothing but files (fcntl/flock are unreliable on NFS):
+
+- acquire: create ``path`` with O_CREAT|O_EXCL (atomic locally and on NFSv3+), holding
+  JSON {job_id, host, pid, acquired_at, token}; the token names this generation of the lock.
+- heartbeat: while we hold it, a daemon thread touches the file every ``heartbeat`` s.
+- wait: a waiter polls. A lock is stale when the waiter has seen it unchanged (same token,
+  same mtime) for ``stale_after`` s of its own monotonic clock; comparing the file's mtime
+  with our clock would trust the clocks of different nodes to agree.
+- takeover: exactly one waiter per stale generation, the one that creates
+  ``path.takeover-<token>-1`` with O_EXCL, removes the stale file (moving it aside first and
+  checking it moved the stale one, never a fresh lock). Then everyone competes for the lock
+  with O_EXCL again. A taker that dies mid-takeover leaves its claim, which goes stale in
+  turn: the next claim level (``-2``...) is then open.
+- history: one JSON line per event in ``path.history``, so that anyone can check that no two
+  jobs held a learner at the same time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LearnerLock", "default_owner"]
+
+logger = logging.getLogger(__name__)
+
+
+def default_owner() -> dict[str, Any]:
+    """Who we are, as the lock file and the history record it."""
+    job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
+    return {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass(frozen=True)
+class _LockFile:
+    """One reading of a lock file."""
+
+    generation: str  # the holder's token; the inode while the holder is still writing it
+    info: dict[str, Any] | None  # the holder's record, None if not (yet) readable
+    signature: tuple  # changes whenever the holder shows a sign of life
+
+    def describe(self) -> str:
+        if self.info is None:
+            return "a holder still writing its record"
+        i = self.info
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.get("acquired_at", 0)))
+        return f"job {i.get('job_id')} on {i.get('host')} (pid {i.get('pid')}) since {since}"
+
+
+def _read_lock_file(path: str) -> _LockFile | None:
+    try:
+        # open + fstat, not stat: opening revalidates NFS's attribute cache (close-to-open),
+        # a plain stat may show an mtime up to a minute old.
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        raw = os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+    try:
+        info = json.loads(raw)
+        generation = str(info["token"])
+    except (ValueError, TypeError, KeyError):
+        info, generation = None, f"inode-{st.st_ino}"
+    return _LockFile(generation, info, (generation, st.st_mtime_ns, st.st_size))
+
+
+class _UnchangedTimer:
+    """How long, on this process's monotonic clock, each watched thing has looked the same."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[Any, float]] = {}
+
+    def unchanged_for(self, key: str, signature: Any) -> float:
+        now = time.monotonic()
+        previous = self._seen.get(key)
+        if previous is None or previous[0] != signature:
+            self._seen[key] = (signature, now)
+            return 0.0
+        return now - previous[1]
+
+
+class LearnerLock:
+    """Exclusive lock of one learner across processes and nodes sharing a filesystem.
+
+    ``with LearnerLock("state/<name>.lock"):`` waits as long as another live job holds it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        heartbeat: float = 10.0,
+        stale_after: float = 60.0,
+        poll: float = 1.0,
+        owner: dict[str, Any] | None = None,
+    ) -> None:
+        if not 0 < heartbeat < stale_after:
+            raise ValueError(f"need 0 < heartbeat ({heartbeat}) < stale_after ({stale_after})")
+        self.path = os.fspath(path)
+        self.history_path = self.path + ".history"
+        self.heartbeat = heartbeat
+        self.stale_after = stale_after
+        self.poll = poll
+        self.owner = {**default_owner(), **(owner or {})}
+        self.lost = False  # set by the heartbeat if another process took our lock over
+        self._token: str | None = None
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._heartbeat_thread is not None
+
+    def __enter__(self) -> LearnerLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait until we hold the lock (True), or until ``timeout`` seconds passed (False)."""
+        if self.held:
+            raise RuntimeError(f"{self.path} is already held by this LearnerLock")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._token = secrets.token_hex(16)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        timer = _UnchangedTimer()
+        announced = None
+        while True:
+            if self._try_create():
+                self._start_holding()
+                return True
+            current = _read_lock_file(self.path)
+            if current is None:
+                continue  # released between our create and our read: try again at once
+            if timer.unchanged_for("lock", current.signature) >= self.stale_after:
+                if self._take_over(current, timer):
+                    continue
+            elif current.generation != announced:
+                announced = current.generation
+                logger.info("learner lock %s is held by %s; waiting", self.path, current.describe())
+                self._record("waiting", holder=current.info)
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            remaining = self.poll if deadline is None else deadline - time.monotonic()
+            time.sleep(max(0.0, min(self.poll, remaining)))
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lock file if it is still ours."""
+        if not self.held:
+            return
+        self._stop_heartbeat.set()
+        self._heartbeat_thread.join()
+        self._heartbeat_thread = None
+        current = _read_lock_file(self.path)
+        if current is None or current.generation != self._token:
+            logger.error(
+                "learner lock %s was no longer ours at release (now: %s); left alone",
+                self.path,
+                current.describe() if current else "no lock file",
+            )
+            return
+        # Recorded before the file goes, so that in the history every "released" comes
+        # before the next "acquired".
+        self._record("released")
+        self._remove_if_generation(self._token)
+
+    def _try_create(self) -> bool:
+        record = {**self.owner, "acquired_at": time.time(), "token": self._token}
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, json.dumps(record, sort_keys=True).encode())
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(self.path)
+            raise
+        os.close(fd)
+        return True
+
+    def _start_holding(self) -> None:
+        self.lost = False
+        self._record("acquired")
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat_thread = threading.Thread(
+            target=self._beat, name=f"heartbeat {self.path}", daemon=True
+        )
+        self._heartbeat_thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop_heartbeat.wait(self.heartbeat):
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                self._notice_lost(None)
+                continue
+            except OSError as e:  # a passing NFS hiccup must not end the heartbeat
+                logger.warning("heartbeat of %s failed: %s", self.path, e)
+                continue
+            try:
+                ours = json.loads(os.read(fd, 1 << 16)).get("token") == self._token
+                if ours:
+                    os.utime(fd)  # by descriptor: never touches a lock that replaced ours
+            except (OSError, ValueError, AttributeError) as e:
+                logger.warning("heartbeat of %s failed: %s", self.path, e)
+                continue
+            finally:
+                os.close(fd)
+            if not ours:
+                self._notice_lost(_read_lock_file(self.path))
+
+    def _notice_lost(self, current: _LockFile | None) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        holder = current.describe() if current else "no lock file"
+        logger.error(
+            "learner lock %s was taken from us (now: %s): our heartbeat must have stalled "
+            "for more than %s s",
+            self.path,
+            holder,
+            self.stale_after,
+        )
+        self._record("lost", holder=current.info if current else None)
+
+    def _take_over(self, stale: _LockFile, timer: _UnchangedTimer) -> bool:
+        """Remove the stale lock if we win its claim; True if it is gone."""
+        claims = (f"{self.path}.takeover-{stale.generation}-{n}" for n in itertools.count(1))
+        for claim in claims:
+            try:
+                os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                break
+            except FileExistsError:
+                # Another waiter is taking it over; only if its claim outlives stale_after
+                # has it died doing so, and the next level is ours to try.
+                if timer.unchanged_for(claim, "exists") < self.stale_after:
+                    return False
+        try:
+            removed = self._remove_if_generation(stale.generation)
+            if removed:
+                logger.warning(
+                    "took over stale learner lock %s from %s (no sign of life for %s s)",
+                    self.path,
+                    stale.describe(),
+                    self.stale_after,
+                )
+                self._record("took_over_stale", previous=stale.info, previous_token=stale.generation)
+            return removed
+        finally:
+            prefix = f"{self.path}.takeover-{stale.generation}-"
+            for n in range(1, int(claim.rsplit("-", 1)[1]) + 1):
+                with suppress(FileNotFoundError):
+                    os.unlink(f"{prefix}{n}")
+
+    def _remove_if_generation(self, generation: str) -> bool:
+        """Delete the lock file if it is still ``generation``; True if we deleted it.
+
+        Moved aside first and checked after: between a check and an unlink, the file could
+        be replaced by a fresh lock, which we would then delete.
+        """
+        current = _read_lock_file(self.path)
+        if current is None or current.generation != generation:
+            return False
+        aside = f"{self.path}.aside-{secrets.token_hex(8)}"
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            moved = _read_lock_file(aside)
+            if moved is not None and moved.generation == generation:
+                return True
+            try:  # we moved a fresh lock: put it back (link: never over a newer one)
+                os.link(aside, self.path)
+            except FileExistsError:
+                logger.error("could not put back learner lock %s after a race", self.path)
+            return False
+        finally:
+            os.unlink(aside)
+
+    def _record(self, event: str, **details: Any) -> None:
+        """Append one event to the history. Diagnostics only: a failure is logged, not raised.
+
+        One os.write with O_APPEND: atomic between processes of one host; on NFS, appends
+        from different hosts at the same instant can interleave (events are rare).
+        """
+        entry = {"event": event, "time": time.time(), **self.owner, "token": self._token}
+        line = json.dumps({**entry, **details}, sort_keys=True) + "\n"
+        try:
+            fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            logger.warning("could not append to %s: %s", self.history_path, e)

@@ -1,0 +1,488 @@
+"""The collector: one process beside the workflow that receives every job's records.
+
+    python -m adaptive_snakemake.metrics.collector --workdir DIR --parent-pid PID
+
+It binds a ZeroMQ PULL socket (CURVE + a ZAP allow-list of client keys by default),
+appends every valid record to logs/metrics.jsonl, and rewrites
+.adaptive-snakemake/status.json (latest state per learner) every second. Anything
+that is not a valid record is dropped and counted; nothing is ever unpickled. It
+exits on SIGTERM/SIGINT or as soon as its parent (snakemake) is gone, even after
+`kill -9`. One collector per workflow: it holds a lock on .adaptive-snakemake/collector.pid.
+
+`start_collector` and `stop_collector` are what the Snakefile's onstart/onsuccess/onerror call.
+With `--sidecar` it is the cluster-generic (PBS) sidecar: its first stdout line is the
+monitor address, which the plugin hands to jobs as SNAKEMAKE_CLUSTER_SIDECAR_VARS.
+"""
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import zmq
+from zmq.auth.thread import ThreadAuthenticator
+
+from adaptive_snakemake.metrics import paths
+from adaptive_snakemake.metrics.address import MonitorAddress, bind_endpoint, publish_address
+from adaptive_snakemake.metrics.keys import KeyFiles, ensure_keys, load_key_pair
+from adaptive_snakemake.metrics.record import _decode, encode_record, is_valid_record
+from adaptive_snakemake.metrics.settings import MonitorSettings
+from adaptive_snakemake.metrics.state import LatestState
+
+log = logging.getLogger("adaptive_snakemake.collector")
+
+MAX_FRAME_BYTES = 1 << 16  # ZeroMQ disconnects a peer sending more: bounds memory per frame
+DRAIN_BATCH = 5000  # frames handled between housekeeping checks
+PARENT_CHECK_S = 0.5
+DROP_REASONS = ("too_large", "not_json", "invalid", "multipart")
+
+
+class CollectorRunning(RuntimeError):
+    """Another collector already serves this workflow directory."""
+
+
+class Collector:
+    """Receives, validates and stores records; see the module docstring."""
+
+    def __init__(self, workdir: str | os.PathLike, settings: MonitorSettings, parent_pid=None):
+        self.workdir = Path(workdir).resolve()
+        self.settings = settings
+        self.parent = _process_or_none(parent_pid)
+        self.parent_pid = parent_pid
+        self.endpoint = bind_endpoint(self.workdir, settings)
+        self.state = LatestState(settings.log_interval, settings.stale_intervals)
+        self.received = 0
+        self.stored = 0
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.started = time.time()
+        self.stopping = False
+        self._last_error_report = -1e9
+        self._lock_fd = None
+        self._context = None
+        self._auth = None
+        self._socket = None
+        self._metrics = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Take the workflow's collector lock, open the files and bind the socket."""
+        self._lock_fd = _take_lock(paths.pid_file(self.workdir))
+        metrics_path = paths.metrics_file(self.workdir)
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        self._metrics = open(metrics_path, "ab", buffering=1 << 16)  # noqa: SIM115
+        _raise_fd_limit()
+        self._context = zmq.Context()
+        self._context.setsockopt(zmq.LINGER, 0)
+        sock = self._context.socket(zmq.PULL)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.BACKLOG, 1024)  # thousands of jobs may (re)connect at once
+        if self.settings.curve:
+            keys = ensure_keys(self.workdir)
+            self._start_authenticator(keys)
+            public, secret = load_key_pair(keys.server_secret)
+            sock.curve_server = True
+            sock.curve_publickey = public
+            sock.curve_secretkey = secret
+        sock.bind(self.endpoint)
+        self._socket = sock
+        os.ftruncate(self._lock_fd, 0)
+        info = {
+            "pid": os.getpid(),
+            "parent_pid": self.parent_pid,
+            "endpoint": self.endpoint,
+            "started": self.started,
+        }
+        os.pwrite(self._lock_fd, json.dumps(info).encode() + b"\n", 0)
+        self.write_status()
+        log.info(
+            "collector %d listening on %s (curve=%s)",
+            os.getpid(),
+            self.endpoint,
+            self.settings.curve,
+        )
+
+    def _start_authenticator(self, keys: KeyFiles) -> None:
+        self._auth = ThreadAuthenticator(
+            self._context, log=logging.getLogger("adaptive_snakemake.zap")
+        )
+        self._auth.start()
+        # Only clients whose public key is in the allow-list directory may connect.
+        self._auth.configure_curve(domain="*", location=str(keys.allowed_clients))
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            with contextlib.suppress(OSError):
+                self._metrics.flush()
+        if self._lock_fd is not None:  # never overwrite the status of another collector
+            with contextlib.suppress(OSError):
+                self.write_status()
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        if self._context is not None:
+            self._context.term()
+        if self._metrics is not None:
+            self._metrics.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+        self._socket = self._auth = self._context = self._metrics = self._lock_fd = None
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Receive until stopped (SIGTERM/SIGINT via `stopping`) or the parent is gone."""
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        next_status = time.monotonic() + self.settings.status_interval
+        next_parent_check = time.monotonic() + PARENT_CHECK_S
+        while not self.stopping:
+            timeout = max(0.0, min(next_status, next_parent_check) - time.monotonic())
+            if poller.poll(timeout * 1000):
+                try:
+                    self.drain()
+                except OSError as exc:  # e.g. a full disk: keep serving the latest state
+                    self._report_error(exc)
+            now = time.monotonic()
+            if now >= next_parent_check:
+                next_parent_check = now + PARENT_CHECK_S
+                if not self.parent_alive():
+                    log.info("parent process %s is gone; stopping", self.parent_pid)
+                    break
+            if now >= next_status:
+                next_status = now + self.settings.status_interval
+                try:
+                    self._metrics.flush()
+                    self.write_status()
+                except OSError as exc:
+                    self._report_error(exc)
+
+    def _report_error(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_error_report > 60:
+            self._last_error_report = now
+            log.error("%s (further errors in the next minute are not logged)", exc)
+
+    def drain(self) -> None:
+        """Handle the frames waiting now (at most DRAIN_BATCH). The hot loop of the collector."""
+        recv = self._socket.recv
+        get = self._socket.get
+        write = self._metrics.write
+        update = self.state.update
+        max_bytes = self.settings.max_record_bytes
+        dropped = self.dropped
+        now = time.time()
+        received = stored = 0
+        try:
+            for _ in range(DRAIN_BATCH):
+                try:
+                    frame = recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                received += 1
+                if get(zmq.RCVMORE):
+                    while get(zmq.RCVMORE):
+                        recv()
+                    dropped["multipart"] += 1
+                    continue
+                if len(frame) > max_bytes:
+                    dropped["too_large"] += 1
+                    continue
+                try:
+                    record = _decode(frame.decode())
+                except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+                    dropped["not_json"] += 1
+                    continue
+                if not is_valid_record(record):
+                    dropped["invalid"] += 1
+                    continue
+                if b"\n" in frame or b"\r" in frame:  # keep one record per line
+                    frame = encode_record(record)
+                write(frame + b"\n")
+                update(record, frame, now)
+                stored += 1
+        finally:
+            self.received += received
+            self.stored += stored
+
+    def parent_alive(self) -> bool:
+        if self.parent is None:
+            return True
+        try:
+            return self.parent.is_running() and self.parent.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def counters(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "endpoint": self.endpoint,
+            "curve": self.settings.curve,
+            "started": self.started,
+            "received": self.received,
+            "stored": self.stored,
+            "dropped": dict(self.dropped),
+        }
+
+    def write_status(self) -> None:
+        _write_atomically(paths.status_file(self.workdir), self.state.snapshot(self.counters()))
+
+
+# -- helpers for the Snakefile and the CLI ----------------------------------------------------
+
+_spawned: list[subprocess.Popen] = []  # kept so Python reaps them without ResourceWarnings
+
+
+def running_collector(workdir: str | os.PathLike) -> dict | None:
+    """Pidfile contents ({pid, parent_pid, endpoint, started}) of the live collector, or None."""
+    path = paths.pid_file(workdir)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            # Locked: a collector runs. Its pid is written right after it binds.
+            info = {}
+            for _ in range(40):
+                info = _read_json(path) or {}
+                if info.get("pid"):
+                    break
+                time.sleep(0.05)
+            return info if info.get("pid") else {"pid": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def start_collector(
+    workdir: str | os.PathLike, settings: MonitorSettings, parent_pid: int
+) -> int | None:
+    """Publish the monitor address and start the collector in the background; its pid.
+
+    Returns at once (the collector binds in its own time). A no-op returning the pid if
+    a live collector already serves `workdir`; None (and jobs told "off") if disabled.
+    Also sets ADAPTIVE_SNAKEMAKE_MONITOR in this process's environment for the jobs.
+    """
+    workdir = Path(workdir).resolve()
+    if not settings.enabled:
+        publish_address(workdir, MonitorAddress.disabled())
+        return None
+    keys = ensure_keys(workdir) if settings.curve else None
+    publish_address(workdir, MonitorAddress.for_workflow(workdir, settings, keys))
+    running = running_collector(workdir)
+    if running is not None:
+        if running.get("parent_pid") in (parent_pid, None) or _alive(running.get("parent_pid")):
+            return running.get("pid")
+        # Left over from a snakemake killed a moment ago: it is about to exit by itself.
+        if not _wait_until(lambda: running_collector(workdir) is None, 2.0):
+            stop_collector(workdir)
+    log_path = paths.collector_log(workdir)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "adaptive_snakemake.metrics.collector",
+                "--workdir",
+                str(workdir),
+                "--parent-pid",
+                str(parent_pid),
+                "--settings",
+                json.dumps(settings.to_dict()),
+            ],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # a Ctrl-C in snakemake's terminal reaches it via onerror only
+            close_fds=True,
+        )
+    _spawned.append(process)
+    return process.pid
+
+
+def stop_collector(workdir: str | os.PathLike, timeout: float = 5.0) -> bool:
+    """Stop the workflow's collector (SIGTERM, then SIGKILL); True if one was running."""
+    running = running_collector(workdir)
+    if running is None:
+        return False
+    pid = running.get("pid")
+    if not pid:
+        return not _wait_until(lambda: running_collector(workdir) is None, timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_until(lambda: running_collector(workdir) is None, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_until(lambda: running_collector(workdir) is None, timeout)
+    for process in list(_spawned):
+        if process.poll() is not None:
+            _spawned.remove(process)
+    return True
+
+
+# -- small utilities ----------------------------------------------------------------------------
+
+
+def _take_lock(path: Path) -> int:
+    paths.ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise CollectorRunning(f"a collector already runs for {path.parent.parent}") from None
+        raise
+    return fd
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _process_or_none(pid):
+    if pid is None:
+        return None
+    try:
+        return psutil.Process(pid)  # remembers the start time: a reused pid does not fool it
+    except psutil.Error:
+        return _GoneProcess()
+
+
+class _GoneProcess:
+    def is_running(self):
+        return False
+
+
+def _alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _raise_fd_limit() -> None:
+    """Each connected job holds a TCP connection; allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _settings_from_args(args) -> MonitorSettings:
+    if args.settings:
+        return MonitorSettings.from_config(json.loads(args.settings), where="--settings")
+    config = Path(args.config) if args.config else Path(args.workdir) / "config" / "config.yaml"
+    if config.exists():
+        from adaptive_snakemake.yamlio import load_yaml
+
+        return MonitorSettings.from_config(
+            (load_yaml(config) or {}).get("monitor"), where=str(config)
+        )
+    return MonitorSettings()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m adaptive_snakemake.metrics.collector")
+    parser.add_argument("--workdir", default=".", help="workflow directory (default: .)")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    parser.add_argument("--settings", help="monitor settings as JSON (default: read --config)")
+    parser.add_argument("--config", help="config.yaml to read `monitor:` from")
+    parser.add_argument(
+        "--sidecar",
+        action="store_true",
+        help="print the monitor address as the first stdout line; parent defaults to our parent",
+    )
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir).resolve()
+    settings = _settings_from_args(args)
+    parent_pid = (
+        args.parent_pid if args.parent_pid is not None else (os.getppid() if args.sidecar else None)
+    )
+    paths.collector_log(workdir).parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=paths.collector_log(workdir) if args.sidecar else None,
+        level=logging.INFO,
+        format="%(asctime)s collector %(process)d %(levelname)s %(message)s",
+    )
+    if args.sidecar:
+        keys = ensure_keys(workdir) if settings.curve else None
+        address = MonitorAddress.for_workflow(workdir, settings, keys)
+        publish_address(workdir, address)
+        print(address.to_json(), flush=True)
+        if not settings.enabled:
+            return 0
+    collector = Collector(workdir, settings, parent_pid)
+
+    def stop(signum, frame):
+        collector.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        collector.open()
+    except CollectorRunning as exc:
+        log.info("%s; nothing to do", exc)
+        collector.close()
+        return 0
+    except zmq.ZMQError as exc:
+        log.error("cannot listen on %s: %s", collector.endpoint, exc)
+        collector.close()
+        return 1
+    try:
+        collector.serve()
+    finally:
+        collector.close()
+        log.info(
+            "collector stopped: %d received, %d stored, dropped %s",
+            collector.received,
+            collector.stored,
+            collector.dropped,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""`adaptive-snakemake status`: one table of every learner of the workflow.
+
+Sources, all read from files (the collector's socket is never queried):
+.adaptive-snakemake/status.json (latest record per learner, rewritten by the
+collector every second), the last JSON line of each job log when no collector is
+live, results/**/result.json for finished learners, and the learner names from
+config/learners.yaml (via adaptive_snakemake.specs, when available) so that
+learners not started yet show as pending.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from adaptive_snakemake.metrics import paths
+from adaptive_snakemake.metrics.collector import running_collector
+from adaptive_snakemake.metrics.history import last_record, learner_log_files
+from adaptive_snakemake.metrics.settings import MonitorSettings
+from adaptive_snakemake.metrics.state import STATES, state_of
+
+COLUMNS = [
+    "name",
+    "state",
+    "npoints",
+    "loss",
+    "rate",
+    "cpu",
+    "rss_mb",
+    "attempts",
+    "host",
+    "job_id",
+    "elapsed",
+    "last_seen",
+]
+STATE_ORDER = {"stale": 0, "failed": 1, "running": 2, "pending": 3, "done": 4}
+STATE_STYLE = {
+    "stale": "bold yellow",
+    "failed": "bold red",
+    "running": "green",
+    "pending": "dim",
+    "done": "blue",
+}
+LIVE_STATUS_AGE_S = 10  # an older status.json means the collector stopped updating it
+
+
+class StatusReader:
+    """Builds the status table; keeps parsed result.json files between refreshes."""
+
+    def __init__(self, workdir: str | os.PathLike = ".", names=None):
+        self.workdir = Path(workdir)
+        self.names = list(names) if names is not None else None
+        self._results: dict[Path, tuple[float, dict | None]] = {}
+        self.collector: dict | None = None
+        self.source = "none"
+
+    def table(self, now: float | None = None) -> pd.DataFrame:
+        now = time.time() if now is None else now
+        settings = _workflow_settings(self.workdir)
+        latest, stale_intervals = self._latest_records(settings, now)
+        results = self._read_results()
+        names = set(latest) | set(results) | set(self.names or ())
+        rows = [
+            _row(name, latest.get(name), results.get(name), stale_intervals, now) for name in names
+        ]
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        frame = frame.astype({"npoints": "Int64", "attempts": "Int64"})
+        order = frame["state"].map(STATE_ORDER)
+        frame = frame.assign(_order=order).sort_values(["_order", "name"], kind="stable")
+        return frame.drop(columns="_order").reset_index(drop=True)
+
+    def _latest_records(self, settings: MonitorSettings, now: float):
+        """name -> (record, last_seen, interval); from the collector, else from job logs."""
+        self.collector = None
+        status = _read_json(paths.status_file(self.workdir))
+        live = running_collector(self.workdir) is not None
+        latest = {}
+        stale_intervals = settings.stale_intervals
+        if isinstance(status, dict) and isinstance(status.get("learners"), dict):
+            stale_intervals = status.get("stale_intervals", stale_intervals)
+            self.collector = {**status.get("collector", {}), "updated": status.get("updated")}
+            self.collector["live"] = live
+            for name, entry in status["learners"].items():
+                latest[name] = (entry["record"], entry["last_seen"], entry["interval"])
+        fresh = isinstance(status, dict) and now - status.get("updated", 0) < LIVE_STATUS_AGE_S
+        self.source = "collector" if live and fresh else "logs"
+        if self.source == "logs":
+            for log in learner_log_files(self.workdir):
+                record = last_record(log)
+                if record is None:
+                    continue
+                known = latest.get(record["name"])
+                if known is None or record["t"] > known[0]["t"]:
+                    interval = record.get("interval") or settings.log_interval
+                    latest[record["name"]] = (record, record["t"], interval)
+        return latest, stale_intervals
+
+    def _read_results(self) -> dict[str, dict]:
+        results = {}
+        seen = set()
+        for path in paths.results_dir(self.workdir).glob("**/result.json"):
+            seen.add(path)
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            cached = self._results.get(path)
+            if cached is None or cached[0] != mtime:
+                data = _read_json(path)
+                cached = (mtime, data if isinstance(data, dict) else None)
+                self._results[path] = cached
+            data = cached[1]
+            if data is not None and isinstance(data.get("name"), str):
+                results[data["name"]] = {**data, "_mtime": mtime}
+        for path in set(self._results) - seen:
+            del self._results[path]
+        return results
+
+
+def _row(name, latest, result, stale_intervals, now) -> dict:
+    row = dict.fromkeys(COLUMNS, math.nan)
+    row.update(name=name, state="pending", host=None, job_id=None, attempts=pd.NA)
+    record = None
+    if latest is not None:
+        record, last_seen, interval = latest
+        row.update(
+            state=state_of(record["status"], last_seen, interval, stale_intervals, now),
+            npoints=record["npoints"],
+            loss=record["loss"] if record["loss"] is not None else math.nan,
+            rate=record["rate"],
+            cpu=record["cpu"],
+            rss_mb=record["rss_mb"],
+            attempts=record["attempt"],
+            host=record["host"],
+            job_id=record["job_id"],
+            elapsed=record["elapsed"],
+            last_seen=last_seen,
+        )
+    # A record newer than result.json means the learner runs again (e.g. a raised goal).
+    if result is not None and (record is None or record["t"] <= result["_mtime"]):
+        row.update(state="done", rate=math.nan, cpu=math.nan, rss_mb=math.nan)
+        for column, key in (("npoints", "npoints"), ("loss", "loss"), ("elapsed", "elapsed")):
+            value = result.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                row[column] = value
+        if isinstance(result.get("attempts"), int):
+            row["attempts"] = result["attempts"]
+    elif row["state"] == "done":
+        row.update(rate=math.nan, cpu=math.nan, rss_mb=math.nan)
+    return row
+
+
+def status(workdir: str | os.PathLike = ".", names=None) -> pd.DataFrame:
+    """One row per learner: name, state (pending/running/done/failed/stale), npoints, loss,
+    rate (points/s), cpu (%), rss_mb, attempts, host, job_id, elapsed (s), last_seen (unix s).
+
+    `names`: every learner of the workflow (e.g. from the specs), so that those not
+    started yet appear as pending; learners seen in metrics or results always appear.
+    """
+    return StatusReader(workdir, names).table()
+
+
+# -- rendering ----------------------------------------------------------------------------------
+
+
+def _fmt_number(value, fmt: str, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return f"{value:{fmt}}{suffix}"
+
+
+def _fmt_age(last_seen, now: float) -> str:
+    if last_seen is None or (isinstance(last_seen, float) and math.isnan(last_seen)):
+        return ""
+    age = max(0.0, now - last_seen)
+    if age < 120:
+        return f"{age:.0f} s ago"
+    if age < 7200:
+        return f"{age / 60:.0f} min ago"
+    if age < 2 * 86400:
+        return f"{age / 3600:.0f} h ago"
+    return f"{age / 86400:.0f} d ago"
+
+
+def summary_line(frame: pd.DataFrame, reader: StatusReader, now: float) -> str:
+    counts = frame["state"].value_counts()
+    parts = [f"{counts[s]} {s}" for s in STATES if counts.get(s, 0)]
+    line = f"{len(frame)} learners" + (": " + ", ".join(parts) if parts else "")
+    collector = reader.collector
+    if collector and collector.get("live"):
+        dropped = sum((collector.get("dropped") or {}).values())
+        line += (
+            f"   collector pid {collector.get('pid')} on {collector.get('endpoint')}: "
+            f"{collector.get('stored', 0):,} records, {dropped:,} dropped"
+        )
+        if reader.source != "collector":
+            line += " (not updating; read job logs)"
+    else:
+        line += "   collector not running (latest records read from job logs)"
+    return line
+
+
+def render(frame: pd.DataFrame, reader: StatusReader, now: float, limit: int | None = None):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header, justify in (
+        ("Learner", "left"),
+        ("State", "left"),
+        ("Points", "right"),
+        ("Loss", "right"),
+        ("Rate", "right"),
+        ("CPU", "right"),
+        ("Memory", "right"),
+        ("Attempts", "right"),
+        ("Host", "left"),
+        ("Last heard", "right"),
+    ):
+        table.add_column(header, justify=justify, no_wrap=header != "Learner")
+    shown = frame if limit is None else frame.head(limit)
+    for row in shown.itertuples(index=False):
+        table.add_row(
+            row.name,
+            Text(row.state, style=STATE_STYLE[row.state]),
+            _fmt_number(row.npoints, ",.0f"),
+            _fmt_number(row.loss, ".3g"),
+            _fmt_number(row.rate, ".3g", "/s"),
+            _fmt_number(row.cpu, ".0f", "%"),
+            _fmt_number(row.rss_mb, ",.0f", " MB"),
+            _fmt_number(row.attempts, "d"),
+            row.host if isinstance(row.host, str) else "",
+            _fmt_age(row.last_seen, now),
+        )
+    parts = [Text(summary_line(frame, reader, now)), table]
+    if len(shown) < len(frame):
+        parts.append(Text(f"... {len(frame) - len(shown)} more (use --state or --limit)", "dim"))
+    return Group(*parts)
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def _workflow_settings(workdir: Path) -> MonitorSettings:
+    config = workdir / "config" / "config.yaml"
+    try:
+        from adaptive_snakemake.yamlio import load_yaml
+
+        return MonitorSettings.from_config((load_yaml(config) or {}).get("monitor"))
+    except Exception:  # a status view must work even with a config being edited
+        return MonitorSettings()
+
+
+def spec_names(workdir: Path) -> list[str] | None:
+    """Names of all learners in the workflow's learners file, if the specs library can tell."""
+    try:
+        from adaptive_snakemake.specs import load_specs
+        from adaptive_snakemake.yamlio import load_yaml
+    except ImportError:
+        return None
+    config_file = workdir / "config" / "config.yaml"
+    if not config_file.exists():
+        return None
+    try:
+        config = load_yaml(config_file) or {}
+        learners = workdir / config.get("learners", "config/learners.yaml")
+        if not learners.exists():
+            return None
+        cwd = os.getcwd()
+        os.chdir(workdir)  # learner functions are importable from the working directory
+        try:
+            return [spec.name for spec in load_specs(learners)]
+        finally:
+            os.chdir(cwd)
+    except Exception as exc:
+        print(f"adaptive-snakemake status: learners file not read ({exc})", file=sys.stderr)
+        return None
+
+
+def main_status(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="adaptive-snakemake status",
+        description="Show every learner of the workflow: state, points, loss, rate, CPU, memory.",
+    )
+    parser.add_argument("-d", "--workdir", default=".", help="workflow directory (default: .)")
+    parser.add_argument("-w", "--watch", action="store_true", help="refresh the table live")
+    parser.add_argument(
+        "-n", "--interval", type=float, default=2.0, help="seconds between refreshes (--watch)"
+    )
+    parser.add_argument(
+        "-s", "--state", help="show only these states, comma-separated, e.g. running,stale"
+    )
+    parser.add_argument("--limit", type=int, help="show at most this many rows")
+    parser.add_argument("--json", action="store_true", help="print the table as JSON records")
+    args = parser.parse_args(argv)
+    states = None
+    if args.state:
+        states = [s.strip() for s in args.state.split(",") if s.strip()]
+        unknown = sorted(set(states) - set(STATES))
+        if unknown:
+            parser.error(f"unknown state(s) {', '.join(unknown)}; choose from {', '.join(STATES)}")
+    workdir = Path(args.workdir)
+    reader = StatusReader(workdir, spec_names(workdir))
+
+    def current():
+        frame = reader.table()
+        if states:
+            frame = frame[frame["state"].isin(states)].reset_index(drop=True)
+        return frame
+
+    if args.json:
+        print(current().to_json(orient="records"))
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    if not args.watch:
+        console.print(render(current(), reader, time.time(), args.limit))
+        return 0
+    from rich.live import Live
+
+    def view():
+        limit = args.limit if args.limit is not None else max(1, console.size.height - 4)
+        return render(current(), reader, time.time(), limit)
+
+    try:
+        with Live(view(), console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                time.sleep(args.interval)
+                live.update(view(), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main_status())

@@ -1,0 +1,253 @@
+"""The in-job runner: resume one learner from its checkpoint and run it to its goal.
+
+The loop is ours rather than adaptive's Runner so that saving is under our control:
+a failed save raises, a signal saves at once, and the goal counts time across attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, wait
+from pathlib import Path
+
+from adaptive_snakemake import paths
+from adaptive_snakemake.checkpoint import atomic_write_json, restore_learner, save_learner
+from adaptive_snakemake.executors import make_executor
+from adaptive_snakemake.goals import goal_reached, learner_loss, learner_npoints
+from adaptive_snakemake.learners import build_learner
+from adaptive_snakemake.specs import LearnerSpec
+
+log = logging.getLogger("adaptive_snakemake.runner")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+# How long the loop waits for a result before it looks at signals, saves and reports.
+_POLL_SECONDS = 0.2
+
+
+class StopRequested(Exception):
+    """A signal asked the job to stop; the learner is saved and the job exits non-zero."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _SignalFlag:
+    def __init__(self):
+        self.signum: int | None = None
+
+    def install(self) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def raise_if_set(self) -> None:
+        if self.signum is not None:
+            raise StopRequested(self.signum)
+
+
+def read_meta(name: str, root: Path) -> dict:
+    path = paths.checkpoint_meta(name, root)
+    if not path.exists():
+        return {}
+    import json
+
+    return json.loads(path.read_text())
+
+
+def _set_aside_foreign_checkpoint(spec: LearnerSpec, root: Path, meta: dict) -> dict:
+    """A checkpoint of a different learner definition must not be continued, nor deleted."""
+    checkpoint = paths.checkpoint(spec.name, root)
+    if checkpoint.exists() and meta.get("fingerprint") != spec.fingerprint:
+        aside = checkpoint.with_name(f"{checkpoint.name}.superseded-{int(time.time())}")
+        checkpoint.rename(aside)
+        log.warning(
+            "the learner's definition changed since its checkpoint was written; "
+            "starting from zero, old checkpoint kept as %s",
+            aside,
+        )
+        return {}
+    return meta
+
+
+class LearnerRun:
+    """One attempt at one learner: restore, loop to the goal, save, write results."""
+
+    def __init__(self, spec: LearnerSpec, root: Path = Path("."), reporter=None):
+        self.spec = spec
+        self.root = root
+        self.reporter = reporter
+        self.learner = build_learner(spec)
+        meta = _set_aside_foreign_checkpoint(spec, root, read_meta(spec.name, root))
+        self.restored_npoints = restore_learner(self.learner, paths.checkpoint(spec.name, root))
+        self.elapsed_before = float(meta.get("elapsed", 0.0))
+        self.attempts = int(meta.get("attempts", 0)) + 1
+        self.started = time.monotonic()
+        self._write_meta()
+        log.info(
+            "attempt %d of %s: restored %d points, %.1f s computed before",
+            self.attempts,
+            spec.name,
+            self.restored_npoints,
+            self.elapsed_before,
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def _write_meta(self) -> None:
+        meta = {
+            "name": self.spec.name,
+            "fingerprint": self.spec.fingerprint,
+            "attempts": self.attempts,
+            "elapsed": self.elapsed,
+            "npoints": learner_npoints(self.learner),
+            "saved_at": time.time(),
+        }
+        atomic_write_json(paths.checkpoint_meta(self.spec.name, self.root), meta)
+
+    def save(self) -> None:
+        """Checkpoint now. Raises if it cannot be written: losing data silently is worse."""
+        started = time.monotonic()
+        self._report("saving")
+        save_learner(self.learner, paths.checkpoint(self.spec.name, self.root))
+        self._write_meta()
+        log.info(
+            "saved %d points in %.2f s", learner_npoints(self.learner), time.monotonic() - started
+        )
+
+    def _report(self, status: str, rate: float = 0.0) -> None:
+        if self.reporter is None:
+            return
+        loss = learner_loss(self.learner)
+        self.reporter.send(
+            {
+                "elapsed": self.elapsed,
+                "npoints": learner_npoints(self.learner),
+                "loss": loss if math.isfinite(loss) else None,
+                "rate": rate,
+                "status": status,
+            }
+        )
+
+    def run(self, flag: _SignalFlag | None = None) -> str:
+        """Run to the goal; returns which goal was reached. Raises StopRequested on a signal."""
+        spec = self.spec
+        executor, capacity = make_executor(spec.executor, spec.tasks)
+        function = self.learner.function
+        pending: dict = {}
+        last_save = last_report = time.monotonic()
+        points_at_report = learner_npoints(self.learner)
+        self._report("running")
+        try:
+            while True:
+                reached = goal_reached(spec.goal, self.learner, self.elapsed)
+                if reached:
+                    break
+                if flag is not None:
+                    flag.raise_if_set()
+                wanted = capacity - len(pending)
+                if wanted > 0:
+                    points, _ = self.learner.ask(wanted)
+                    for point in points:
+                        pending[executor.submit(function, point)] = point
+                if not pending:
+                    reached = "exhausted"  # the learner has nothing left to ask for
+                    break
+                finished, _ = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    point = pending.pop(future)
+                    self.learner.tell(point, future.result())
+                now = time.monotonic()
+                if now - last_save >= spec.save_interval:
+                    self.save()
+                    last_save = time.monotonic()
+                if now - last_report >= spec.log_interval:
+                    npoints = learner_npoints(self.learner)
+                    self._report("running", (npoints - points_at_report) / (now - last_report))
+                    points_at_report, last_report = npoints, now
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            self.save()
+            raise
+        for future in pending:
+            future.cancel()
+        # In-flight evaluations are not needed any more; wait only for them to end.
+        executor.shutdown(wait=True, cancel_futures=True)
+        self.save()
+        return reached
+
+    def write_results(self, reached: str) -> dict:
+        name = self.spec.name
+        save_learner(self.learner, paths.learner_pickle(name, self.root))
+        loss = learner_loss(self.learner)
+        result = {
+            "name": name,
+            "sweep": self.spec.sweep,
+            "learner": self.spec.learner,
+            "params": self.spec.params,
+            "npoints": learner_npoints(self.learner),
+            "loss": loss if math.isfinite(loss) else None,
+            "elapsed": round(self.elapsed, 3),
+            "goal": self.spec.goal,
+            "reached": reached,
+            "attempts": self.attempts,
+            "restored_npoints": self.restored_npoints,
+            "fingerprint": self.spec.fingerprint,
+        }
+        atomic_write_json(paths.result_json(name, self.root), result)
+        self._report("done")
+        return result
+
+
+def run_to_goal(spec: LearnerSpec, root: Path = Path("."), open_reporter=None) -> int:
+    """Run one learner to its goal and write its results; returns the job's exit code.
+
+    On a signal or a failing function the learner is saved first, so a retry resumes.
+    `open_reporter(attempt)` gives the metrics reporter for this attempt.
+    """
+    flag = _SignalFlag()
+    flag.install()
+    run = LearnerRun(spec, root)
+    if open_reporter is not None:
+        run.reporter = open_reporter(run.attempts)
+    try:
+        return _run_and_write(run, flag)
+    finally:
+        if run.reporter is not None:
+            run.reporter.close()
+
+
+def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
+    try:
+        reached = run.run(flag)
+    except StopRequested as stop:
+        log.warning("received %s: saved %d points; exiting so a retry resumes", stop, _n(run))
+        run._report("failed")
+        return 128 + stop.signum
+    except Exception:
+        log.error("the learner failed; saved %d points:\n%s", _n(run), traceback.format_exc())
+        run._report("failed")
+        return 1
+    result = run.write_results(reached)
+    log.info(
+        "goal %s reached: %d points, loss %s, %.1f s over %d attempt(s)",
+        reached,
+        result["npoints"],
+        result["loss"],
+        result["elapsed"],
+        result["attempts"],
+    )
+    return 0
+
+
+def _n(run: LearnerRun) -> int:
+    return learner_npoints(run.learner)

@@ -1,0 +1,251 @@
+"""Learner specs: learners.yaml expanded into one plain, JSON-able spec per learner.
+
+This module must stay cheap: every Snakemake process (also the one inside each
+cluster job) parses learners.yaml through it. It never imports user code or
+adaptive; `validation.check_specs` does that, in the main process only.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from adaptive_snakemake.durations import parse_duration
+from adaptive_snakemake.errors import ConfigError
+from adaptive_snakemake.yamlio import load_yaml
+
+# Defaults for every sweep; `defaults:` in learners.yaml and each sweep override them.
+BUILTIN_DEFAULTS = {
+    "executor": "mpi4py",
+    "tasks": 3,
+    "goal": {"npoints": 200},
+    "save_interval": 300,
+    "log_interval": 30,
+    "resources": {"runtime": 60, "mem_mb": 2000},
+    "learner_kwargs": {},
+    "combos": {},
+    "fixed": {},
+}
+REQUIRED_KEYS = ("function", "learner")
+_DURATION_KEYS = {"save_interval", "log_interval", "duration", "runtime"}
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    name: str
+    sweep: str
+    params: dict  # this learner's point of the combos grid, in the order written
+    function: str
+    learner: str
+    learner_kwargs: dict
+    fixed: dict
+    executor: str
+    tasks: int
+    goal: dict  # npoints (int), loss (float), duration (seconds); any subset
+    save_interval: float
+    log_interval: float
+    resources: dict  # runtime (minutes), mem_mb, optional slurm_* settings
+    fingerprint: str  # hash of what determines the learner's data (not goal, not resources)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LearnerSpec:
+        return cls(**data)
+
+
+def format_value(value) -> str:
+    """Canonical text of a grid value: the same value always gives the same name."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest text that round-trips: 0.1 -> "0.1", 1e-05 -> "1e-05"
+    return str(value)
+
+
+def learner_name(sweep: str, params: dict) -> str:
+    """`<sweep>/<p1>~<v1>/<p2>~<v2>` (Snakemake's Paramspace convention), or `<sweep>`."""
+    return "/".join([sweep, *(f"{key}~{format_value(value)}" for key, value in params.items())])
+
+
+def definition_fingerprint(function, learner, learner_kwargs, params, fixed) -> str:
+    definition = [function, learner, learner_kwargs, params, fixed]
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@cache
+def _schema() -> dict:
+    text = resources.files("adaptive_snakemake").joinpath("schemas/learners.schema.yaml")
+    return yaml.safe_load(text.read_text())
+
+
+def _describe_location(path: Path, error: jsonschema.ValidationError) -> str:
+    where = list(error.absolute_path)
+    if len(where) >= 2 and where[0] == "sweeps":
+        text = f"sweep {where[1]!r}"
+        rest = where[2:]
+    elif where and where[0] == "defaults":
+        text = "defaults"
+        rest = where[1:]
+    else:
+        text = "top level"
+        rest = where
+    if rest:
+        text += ", key " + repr(".".join(str(part) for part in rest))
+    return f"{path}: {text}"
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return f"unknown key {', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})"
+    if error.validator == "propertyNames":
+        return f"invalid name: {error.message}"
+    if error.validator == "oneOf" and error.absolute_path:
+        if error.absolute_path[-1] in _DURATION_KEYS:
+            return f'expected a positive duration such as 90, "90s", "30m", "2h", got {error.instance!r}'
+    return error.message
+
+
+def _validate_schema(path: Path, document) -> None:
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'sweeps:' key, got {document!r}")
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_describe_location(path, e)}: {_schema_message(e)}" for e in errors]
+        raise ConfigError("\n".join(lines))
+
+
+def _merge(defaults: dict, sweep: dict) -> dict:
+    merged = copy.deepcopy(BUILTIN_DEFAULTS)
+    for layer in (defaults, sweep):
+        for key, value in layer.items():
+            if key == "resources":
+                merged["resources"] = {**merged["resources"], **value}
+            else:
+                merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _normalized_goal(goal: dict) -> dict:
+    normalized = dict(goal)
+    if "duration" in normalized:
+        normalized["duration"] = parse_duration(normalized["duration"])
+    if "loss" in normalized:
+        normalized["loss"] = float(normalized["loss"])
+    return normalized
+
+
+def _normalized_resources(resources_: dict) -> dict:
+    normalized = dict(resources_)
+    runtime = normalized.get("runtime")
+    if isinstance(runtime, str):
+        normalized["runtime"] = max(1, round(parse_duration(runtime) / 60))
+    return normalized
+
+
+def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
+    def fail(key: str, message: str):
+        raise ConfigError(f"{path}: sweep {sweep!r}, key {key!r}: {message}")
+
+    for key in REQUIRED_KEYS:
+        if key not in settings:
+            fail(key, "missing (set it in the sweep or in defaults)")
+    for key in ("save_interval", "log_interval"):
+        settings[key] = parse_duration(settings[key])
+    if settings["executor"] == "mpi4py" and settings["tasks"] < 2:
+        fail("tasks", "the mpi4py executor needs at least 2 ranks (1 manager + workers)")
+    if settings["executor"] == "sequential" and settings["tasks"] != 1:
+        fail("tasks", "the sequential executor runs one task; set tasks: 1")
+    clash = set(settings["combos"]) & set(settings["fixed"])
+    if clash:
+        fail("fixed", f"{', '.join(sorted(clash))} also in combos; a parameter is either varied or fixed")
+    for key, values in settings["combos"].items():
+        for value in values:
+            if not _SAFE_VALUE.match(format_value(value)):
+                fail(
+                    f"combos.{key}",
+                    f"value {value!r} cannot be part of a file name "
+                    "(use letters, digits and _.+- only)",
+                )
+
+    goal = _normalized_goal(settings["goal"])
+    resources_ = _normalized_resources(settings["resources"])
+    grid_keys = list(settings["combos"])
+    specs = []
+    for values in itertools.product(*settings["combos"].values()):
+        params = dict(zip(grid_keys, values, strict=True))
+        fingerprint = definition_fingerprint(
+            settings["function"],
+            settings["learner"],
+            settings["learner_kwargs"],
+            params,
+            settings["fixed"],
+        )
+        specs.append(
+            LearnerSpec(
+                name=learner_name(sweep, params),
+                sweep=sweep,
+                params=params,
+                function=settings["function"],
+                learner=settings["learner"],
+                learner_kwargs=settings["learner_kwargs"],
+                fixed=settings["fixed"],
+                executor=settings["executor"],
+                tasks=settings["tasks"],
+                goal=goal,
+                save_interval=settings["save_interval"],
+                log_interval=settings["log_interval"],
+                resources=resources_,
+                fingerprint=fingerprint,
+            )
+        )
+    return specs
+
+
+def parse_specs(document, path: str | Path = "learners.yaml") -> list[LearnerSpec]:
+    """Specs of every learner in an already-loaded learners.yaml document."""
+    path = Path(path)
+    _validate_schema(path, document)
+    defaults = document.get("defaults") or {}
+    specs: list[LearnerSpec] = []
+    for sweep, settings in document["sweeps"].items():
+        specs.extend(_sweep_specs(path, sweep, _merge(defaults, settings)))
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise ConfigError(
+                f"{path}: sweep {spec.sweep!r}, key 'combos': two learners get the same name "
+                f"{spec.name!r} (repeated or equal-looking grid values)"
+            )
+        seen[spec.name] = spec.sweep
+    return specs
+
+
+def load_specs(path: str | Path) -> list[LearnerSpec]:
+    """Specs of every learner in the learners.yaml at `path`; ConfigError if it is invalid."""
+    return parse_specs(load_yaml(path), path)
+
+
+def find_spec(specs: list[LearnerSpec], name: str) -> LearnerSpec:
+    for spec in specs:
+        if spec.name == name:
+            return spec
+    raise ConfigError(f"no learner named {name!r} (known sweeps: {sorted({s.sweep for s in specs})})")

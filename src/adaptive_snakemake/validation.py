@@ -1,0 +1,153 @@
+"""Semantic checks of learner specs that need user code and adaptive.
+
+Run once, in the main Snakemake process, before any job starts: every problem
+becomes a ConfigError naming the file, the sweep and the key.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import traceback
+from pathlib import Path
+
+from adaptive_snakemake.errors import ConfigError
+from adaptive_snakemake.learners import LEARNER_KINDS, build_learner, import_function, resolve_loss
+from adaptive_snakemake.specs import LearnerSpec
+
+
+class _SweepProblem(Exception):
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _check_function(spec: LearnerSpec):
+    module_name = spec.function.partition(":")[0]
+    try:
+        function = import_function(spec.function)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise _SweepProblem(
+                "function",
+                f"cannot import {spec.function!r}: no module named {error.name!r} "
+                f"(is it importable from {Path.cwd()}?)",
+            ) from None
+        raise _SweepProblem(
+            "function", f"importing {module_name!r} failed: {error!r}"
+        ) from None
+    except AttributeError as error:
+        raise _SweepProblem("function", f"cannot import {spec.function!r}: {error}") from None
+    except Exception as error:
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        raise _SweepProblem(
+            "function",
+            f"importing {module_name!r} raised {type(error).__name__}: {error} "
+            f"({last.filename}, line {last.lineno})",
+        ) from None
+    if not callable(function):
+        raise _SweepProblem("function", f"{spec.function!r} is not callable")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    names = {**spec.params, **spec.fixed}
+    try:
+        signature.bind_partial(None, **names)
+    except TypeError as error:
+        key = "combos" if set(spec.params) else "fixed"
+        raise _SweepProblem(key, f"{spec.function} does not accept these arguments: {error}")
+
+
+def _pair(value, where: str) -> tuple[float, float]:
+    ok = isinstance(value, list | tuple) and len(value) == 2
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    if not ok:
+        raise _SweepProblem(where, f"expected [low, high] with two numbers, got {value!r}")
+    low, high = value
+    if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+        raise _SweepProblem(where, f"expected finite low < high, got {value!r}")
+    return low, high
+
+
+def _check_bounds(spec: LearnerSpec, dimension: int | None) -> None:
+    if dimension is None:
+        return
+    bounds = spec.learner_kwargs.get("bounds")
+    if bounds is None:
+        raise _SweepProblem("learner_kwargs.bounds", f"{spec.learner} needs bounds")
+    if dimension == 1:
+        _pair(bounds, "learner_kwargs.bounds")
+        return
+    if not isinstance(bounds, list | tuple) or not bounds:
+        raise _SweepProblem(
+            "learner_kwargs.bounds", f"expected a list of [low, high] pairs, got {bounds!r}"
+        )
+    if dimension > 0 and len(bounds) != dimension:
+        raise _SweepProblem(
+            "learner_kwargs.bounds",
+            f"{spec.learner} needs {dimension} [low, high] pairs, got {len(bounds)}",
+        )
+    for index, pair in enumerate(bounds):
+        _pair(pair, f"learner_kwargs.bounds[{index}]")
+
+
+def _check_learner(spec: LearnerSpec) -> None:
+    kind = LEARNER_KINDS.get(spec.learner)
+    if kind is None:
+        raise _SweepProblem(
+            "learner", f"unknown learner {spec.learner!r} (choose from {sorted(LEARNER_KINDS)})"
+        )
+    import adaptive
+
+    signature = inspect.signature(getattr(adaptive, spec.learner).__init__)
+    parameters = list(signature.parameters)[2:]  # self, function
+    for key in spec.learner_kwargs:
+        if key not in parameters:
+            raise _SweepProblem(
+                f"learner_kwargs.{key}",
+                f"{spec.learner} has no argument {key!r} (it takes {', '.join(parameters)})",
+            )
+    for name in parameters:
+        parameter = signature.parameters[name]
+        if parameter.default is inspect.Parameter.empty and name not in spec.learner_kwargs:
+            raise _SweepProblem(f"learner_kwargs.{name}", f"{spec.learner} needs {name!r}")
+    _check_bounds(spec, kind.needs_bounds)
+    if kind.loss_kwarg and kind.loss_kwarg in spec.learner_kwargs:
+        try:
+            resolve_loss(kind, spec.learner_kwargs[kind.loss_kwarg])
+        except (ValueError, TypeError, KeyError) as error:
+            raise _SweepProblem(f"learner_kwargs.{kind.loss_kwarg}", str(error)) from None
+    if not spec.goal and not hasattr(getattr(adaptive, spec.learner), "done"):
+        raise _SweepProblem(
+            "goal",
+            f"empty, and a {spec.learner} never finishes by itself: "
+            "set npoints, loss or duration",
+        )
+
+
+def _check_sweep(spec: LearnerSpec) -> None:
+    _check_learner(spec)
+    _check_function(spec)
+    try:
+        build_learner(spec)
+    except Exception as error:
+        raise _SweepProblem(
+            "learner_kwargs", f"{spec.learner} refused them: {type(error).__name__}: {error}"
+        ) from None
+
+
+def check_specs(specs: list[LearnerSpec], path: str | Path) -> None:
+    """Raise one ConfigError listing every sweep whose learners cannot be built."""
+    problems = []
+    checked: set[str] = set()
+    for spec in specs:
+        if spec.sweep in checked:
+            continue
+        checked.add(spec.sweep)
+        try:
+            _check_sweep(spec)
+        except _SweepProblem as problem:
+            problems.append(f"{path}: sweep {spec.sweep!r}, key {problem.key!r}: {problem}")
+    if problems:
+        raise ConfigError("\n".join(problems))

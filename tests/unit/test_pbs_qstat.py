@@ -1,0 +1,217 @@
+"""qstat parsers on every sample format, and what a qstat answer proves."""
+
+from pathlib import Path
+
+import pytest
+
+from adaptive_snakemake.pbs.decide import FAILED, RUNNING, SUCCESS, JobRecord, decide
+from adaptive_snakemake.pbs.qstat import (
+    interpret,
+    lookup,
+    parse_pbspro_json,
+    parse_qstat_output,
+    parse_qstat_text,
+    parse_torque_xml,
+    qstat_argv,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
+WRAPPER_DATA = Path(__file__).resolve().parents[1] / "data" / "torque-wrapper"
+
+
+def states(jobs):
+    return {job_id.split(".")[0]: (j.state, j.exit_status) for job_id, j in jobs.items()}
+
+
+PBSPRO_EXPECTED = {
+    "1001": ("R", None),
+    "1002": ("Q", None),
+    "1003": ("F", 0),
+    "1004": ("F", 1),
+    "1005": ("F", 271),
+    "1006": ("F", -29),
+    "1007": ("H", None),
+    "1009": ("F", None),
+    "1010": ("E", 0),
+}
+
+
+def test_pbspro_json_sample():
+    jobs = parse_pbspro_json((DATA / "pbspro-qstat-fx.json").read_text())
+    assert states(jobs) == PBSPRO_EXPECTED
+    assert "1003.pbs01" in jobs  # keys are the full ids qsub printed
+    assert jobs["1002.pbs01"].comment.startswith("Not Running")
+
+
+def test_pbspro_invalid_json_is_still_read():
+    text = (DATA / "pbspro-qstat-fx-invalid.json").read_text()
+    assert states(parse_qstat_output(text)) == PBSPRO_EXPECTED
+
+
+def test_pbspro_text_sample():
+    jobs = parse_qstat_text((DATA / "pbspro-qstat-fx.txt").read_text())
+    assert states(jobs) == PBSPRO_EXPECTED
+
+
+def test_torque_xml_sample():
+    jobs = parse_torque_xml((DATA / "torque-qstat-fx.xml").read_text())
+    assert states(jobs) == {
+        "2001": ("R", None),
+        "2002": ("Q", None),
+        "2003": ("C", 0),
+        "2004": ("C", 1),
+        "2005": ("C", 271),
+        "2006": ("C", -11),
+        "2007": ("H", None),
+        "2010": ("E", 0),
+    }
+    assert "2001.torque01.example.org" in jobs
+
+
+def test_torque_xml_without_declaration_and_with_two_data_blocks():
+    text = (
+        "<Data><Job><Job_Id>1.a</Job_Id><job_state>R</job_state></Job></Data>\n"
+        "<Data><Job><Job_Id>2.b</Job_Id><job_state>C</job_state>"
+        "<exit_status>0</exit_status></Job></Data>"
+    )
+    assert states(parse_qstat_output(text)) == {"1": ("R", None), "2": ("C", 0)}
+
+
+def test_broken_xml_falls_back_to_a_scan():
+    text = "<Data><Job><Job_Id>7.x</Job_Id><job_state>C</job_state><exit_status>3</exit_status>"
+    assert states(parse_qstat_output(text)) == {"7": ("C", 3)}
+
+
+def test_slurm_wrapper_text_sample_has_no_exit_status():
+    jobs = parse_qstat_text((DATA / "slurm-torque-qstat-f.txt").read_text())
+    assert states(jobs) == {
+        "3001": ("R", None),
+        "3002": ("Q", None),
+        "3003": ("C", None),
+        "3004": ("C", None),
+        "3005": ("C", None),
+        "3006": ("C", None),
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(WRAPPER_DATA.glob("*")) if WRAPPER_DATA.is_dir() else [],
+    ids=lambda p: p.name,
+)
+def test_real_wrapper_captures_parse(path):
+    text = path.read_text(errors="replace")
+    if "Job Id:" not in text:
+        pytest.skip("not a qstat -f capture")
+    jobs = parse_qstat_output(text)
+    assert jobs, "a capture with 'Job Id:' lines must yield jobs"
+    for job in jobs.values():
+        assert len(job.state) == 1 and job.state.isupper()
+        assert job.exit_status is None  # the wrapper never reports one
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "\n\n"])
+def test_empty_output_has_no_jobs(text):
+    assert parse_qstat_output(text) == {}
+
+
+def test_pbspro_json_without_jobs_key():
+    assert parse_qstat_output('{"timestamp":1,"pbs_version":"22","pbs_server":"s"}') == {}
+
+
+# What each sample means, through the decision rules ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sample, expected",
+    [
+        (
+            "pbspro-qstat-fx.json",
+            {
+                "1001": RUNNING,
+                "1002": RUNNING,
+                "1003": SUCCESS,
+                "1004": FAILED,
+                "1005": FAILED,
+                "1006": FAILED,
+                "1007": RUNNING,
+                "1009": RUNNING,  # finished, no exit status: waits for the marker / grace
+                "1010": RUNNING,  # E: exiting, not final yet
+            },
+        ),
+        (
+            "torque-qstat-fx.xml",
+            {
+                "2001": RUNNING,
+                "2002": RUNNING,
+                "2003": SUCCESS,
+                "2004": FAILED,
+                "2005": FAILED,
+                "2006": FAILED,
+                "2007": RUNNING,
+                "2010": RUNNING,
+            },
+        ),
+    ],
+)
+def test_samples_map_to_snakemake_statuses(sample, expected):
+    jobs = parse_qstat_output((DATA / sample).read_text())
+    got = {
+        job_id.split(".")[0]: decide(JobRecord(job_id, submitted=0.0), job, None, now=10.0).status
+        for job_id, job in jobs.items()
+    }
+    assert got == expected
+
+
+def test_walltime_and_qdel_reasons_are_explained():
+    jobs = parse_qstat_output((DATA / "pbspro-qstat-fx.json").read_text())
+    walltime = decide(JobRecord("1006.pbs01"), jobs["1006.pbs01"], None, now=1.0)
+    assert "JOB_EXEC_KILL_WALLTIME" in walltime.reason
+    qdel = decide(JobRecord("1005.pbs01"), jobs["1005.pbs01"], None, now=1.0)
+    assert "signal 15" in qdel.reason
+    torque = parse_qstat_output((DATA / "torque-qstat-fx.xml").read_text())
+    record = decide(JobRecord("2006"), lookup(torque, "2006"), None, 1.0, flavour="torque")
+    assert "walltime" in record.reason
+
+
+# What a qstat answer proves about absent jobs ------------------------------------------------
+
+
+def test_unknown_ids_on_stderr_make_a_trustworthy_answer():
+    out = (DATA / "pbspro-qstat-fx.json").read_text()
+    err = (DATA / "pbspro-qstat-fx.stderr").read_text()
+    result = interpret(153, out, err)
+    assert result.ok and "1008.pbs01" not in result.jobs
+
+
+def test_all_ids_unknown_is_still_an_answer():
+    assert interpret(153, "", "qstat: Unknown Job Id Error 2008.torque01\n").ok
+    assert interpret(153, "", "").ok  # the slurm wrapper: nothing found, nothing said
+
+
+@pytest.mark.parametrize(
+    "rc, stderr, error",
+    [
+        (2, "qstat: cannot connect to server pbs01 (errno=111)", None),
+        (255, "Problem loading jobs.\n", None),
+        (None, "", "qstat did not answer within 60 s"),
+    ],
+)
+def test_server_trouble_proves_nothing(rc, stderr, error):
+    result = interpret(rc, "", stderr, error)
+    assert not result.ok and result.error
+
+
+def test_lookup_matches_on_the_sequence_number():
+    jobs = parse_qstat_output((DATA / "torque-qstat-fx.xml").read_text())
+    assert lookup(jobs, "2003.torque01").exit_status == 0  # qsub printed a shorter name
+    assert lookup(jobs, "2003").state == "C"
+    assert lookup(jobs, "2008.torque01") is None
+
+
+def test_qstat_argv_per_flavour():
+    assert qstat_argv("pbspro", ["1.s", "2.s"]) == ["qstat", "-f", "-x", "-F", "json", "1.s", "2.s"]
+    assert qstat_argv("torque", ["1.s"]) == ["qstat", "-f", "-x", "1.s"]
+    assert qstat_argv("slurm-torque", ["1"]) == ["qstat", "-f", "1"]
+    with pytest.raises(ValueError):
+        qstat_argv("sge", ["1"])

@@ -1,0 +1,301 @@
+"""qsub line building for both flavours, the wrapped jobscript, and a submission."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptive_snakemake.pbs import submit
+from adaptive_snakemake.pbs.files import StateDir, read_marker
+from adaptive_snakemake.pbs.submit import (
+    JobRequest,
+    format_walltime,
+    job_name,
+    parse_job_id,
+    qsub_argv,
+    read_job_properties,
+    readable_name,
+    request_from_properties,
+    wrap_jobscript,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
+_spec = importlib.util.spec_from_file_location("fake_pbs", DATA / "fake_pbs.py")
+fake_pbs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fake_pbs)
+
+LEARNER_PROPS = {
+    "type": "single",
+    "rule": "learner",
+    "local": False,
+    "wildcards": {"name": "h/pow~0/a~0.1"},
+    "threads": 1,
+    "resources": {
+        "mem_mb": 2000,
+        "mem_mib": 1908,
+        "disk_mb": 1000,
+        "tmpdir": "<TBD>",
+        "runtime": 90,
+        "mpi": "mpiexec",
+        "tasks": 3,
+    },
+    "jobid": 7,
+}
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("ADAPTIVE_SNAKEMAKE_PBS_") or key == "SNAKEMAKE_CLUSTER_SIDECAR_VARS":
+            monkeypatch.delenv(key)
+    fake_pbs.install(tmp_path / "bin", sys.executable)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "server"))
+    (tmp_path / "wd").mkdir()
+    monkeypatch.chdir(tmp_path / "wd")
+    return fake_pbs.FakeServer(tmp_path / "server")
+
+
+def jobscript(path: Path, props: dict, body: str = "exit 0") -> Path:
+    path.write_text(f"#!/bin/sh\n# properties = {json.dumps(props)}\n{body}\n")
+    return path
+
+
+def test_request_from_learner_properties():
+    req = request_from_properties(LEARNER_PROPS, queue="workq")
+    assert req == JobRequest(
+        name="learner.h_pow~0_a~0.1",
+        ncpus=3,
+        mpiprocs=3,
+        mem_mb=2000,
+        runtime_min=90,
+        queue="workq",
+        account=None,
+    )
+
+
+def test_request_threads_and_cpus_per_task():
+    props = {"rule": "fit", "threads": 8, "resources": {"tasks": 2, "cpus_per_task": 2}}
+    req = request_from_properties(props)
+    assert (req.ncpus, req.mpiprocs, req.mem_mb, req.runtime_min) == (8, 2, None, None)
+    assert request_from_properties({"rule": "x", "threads": 4}).mpiprocs == 1
+
+
+def test_per_rule_resources_override_the_profile():
+    props = {
+        "rule": "big",
+        "resources": {"pbs_queue": "long", "pbs_account": "proj", "pbs_extra": "-m n -W x=y"},
+    }
+    req = request_from_properties(props, queue="workq", account="other", extra=("-p", "5"))
+    assert (req.queue, req.account, req.extra) == (
+        "long",
+        "proj",
+        ("-p", "5", "-m", "n", "-W", "x=y"),
+    )
+
+
+def test_pbspro_qsub_line():
+    req = request_from_properties(LEARNER_PROPS, queue="workq", account="acct")
+    argv = qsub_argv("pbspro", req, "/s/job.sh", "/w/logs/pbs/x.log")
+    assert argv == [
+        "qsub",
+        "-N",
+        "learner.h_pow-0_a-0.1",
+        "-V",
+        "-j",
+        "oe",
+        "-o",
+        "/w/logs/pbs/x.log",
+        "-l",
+        "select=1:ncpus=3:mpiprocs=3:mem=2000mb",
+        "-l",
+        "walltime=01:30:00",
+        "-q",
+        "workq",
+        "-A",
+        "acct",
+        "/s/job.sh",
+    ]
+
+
+def test_torque_qsub_line():
+    req = request_from_properties(LEARNER_PROPS)
+    argv = qsub_argv("torque", req, "/s/job.sh", "/w/x.log")
+    assert argv[argv.index("-l") + 1] == "nodes=1:ppn=3,mem=2000mb"
+    assert "walltime=01:30:00" in argv
+    assert "-q" not in argv and "-A" not in argv
+    name = argv[argv.index("-N") + 1]
+    assert len(name) <= 15 and name[0].isalnum()
+    assert qsub_argv("slurm-torque", req, "/s/job.sh", "/w/x.log")[1:] == argv[1:]
+
+
+def test_no_memory_no_walltime_no_queue():
+    req = request_from_properties({"rule": "r", "threads": 2})
+    argv = qsub_argv("pbspro", req, "s.sh", "l.log")
+    assert "select=1:ncpus=2:mpiprocs=1" in argv
+    assert not any(a.startswith("walltime") for a in argv)
+    argv = qsub_argv("torque", req, "s.sh", "l.log")
+    assert "nodes=1:ppn=2" in argv
+
+
+def test_extra_args_go_before_the_script():
+    req = request_from_properties({"rule": "r"}, extra=("-m", "abe"))
+    argv = qsub_argv("pbspro", req, "s.sh", "l.log")
+    assert argv[-3:] == ["-m", "abe", "s.sh"]
+
+
+@pytest.mark.parametrize(
+    "minutes, text",
+    [
+        (1, "00:01:00"),
+        (60, "01:00:00"),
+        (90, "01:30:00"),
+        (0.5, "00:00:30"),
+        (1.01, "00:01:01"),  # rounded up: never ask for less than the rule wants
+        (1500, "25:00:00"),  # hours beyond a day are fine for PBS
+        (7 * 24 * 60, "168:00:00"),
+    ],
+)
+def test_format_walltime(minutes, text):
+    assert format_walltime(minutes) == text
+
+
+def test_job_name_truncation_is_safe_and_distinct():
+    a = "learner.h_pow~0_a~0.1"
+    b = "learner.h_pow~0_a~0.5"
+    assert job_name(a, 236) == "learner.h_pow-0_a-0.1"
+    assert job_name(a, 15) == "h_pow-0_a-0.1"  # the rule goes first
+    long_a, long_b = a.replace("h_", "hyperbolic_"), b.replace("h_", "hyperbolic_")
+    na, nb = job_name(long_a, 15), job_name(long_b, 15)
+    assert len(na) <= 15 and len(nb) <= 15 and na != nb
+    assert na.startswith("hyperbolic")
+    assert all(c.isalnum() or c in "_.-" for c in na + nb)
+    assert job_name(long_a, 15) == na  # stable
+    assert len(job_name(a, 4)) == 4 and job_name(a, 4)[0].isalpha()
+    assert job_name("1x", 15) == "j1x"  # Torque: the first character must be a letter
+
+
+@pytest.mark.parametrize(
+    "props, name",
+    [
+        (LEARNER_PROPS, "learner.h_pow~0_a~0.1"),
+        ({"rule": "summary", "wildcards": {}}, "summary"),
+        ({"type": "group", "groupid": "g1"}, "g1"),
+        ({"rule": "_hidden", "wildcards": {"x": "a b/c"}}, "hidden.a_b_c"),
+        ({"rule": "r", "wildcards": {"x": "-1"}}, "r.-1"),
+        ({"rule": "1st", "wildcards": {}}, "1st"),
+    ],
+)
+def test_readable_name(props, name):
+    assert readable_name(props) == name
+
+
+def test_parse_job_id():
+    assert parse_job_id("1234.pbs01\n") == "1234.pbs01"
+    assert parse_job_id("warning: option -S is ignored\n567\n") == "567"
+    assert parse_job_id("89.torque01.example.org") == "89.torque01.example.org"
+    with pytest.raises(submit.SubmitError):
+        parse_job_id("qsub: Unknown queue\n")
+
+
+def test_read_job_properties(tmp_path):
+    props = read_job_properties(jobscript(tmp_path / "j.sh", LEARNER_PROPS))
+    assert props["resources"]["tasks"] == 3
+    (tmp_path / "bad.sh").write_text("#!/bin/sh\necho\n")
+    with pytest.raises(submit.SubmitError):
+        read_job_properties(tmp_path / "bad.sh")
+
+
+@pytest.mark.parametrize("code", [0, 1, 3])
+def test_wrapped_jobscript_writes_its_exit_code(tmp_path, code):
+    original = jobscript(tmp_path / "j.sh", LEARNER_PROPS, f"echo hello && exit {code}")
+    marker = tmp_path / "exit dir" / "tok'en"  # quoting must hold
+    marker.parent.mkdir()
+    wrapped = tmp_path / "w.sh"
+    wrapped.write_text(wrap_jobscript(original.read_text(), marker))
+    assert wrapped.read_text().startswith("#!/bin/sh\n")
+    assert "# properties = " in wrapped.read_text()  # still a snakemake jobscript
+    proc = subprocess.run(["/bin/sh", str(wrapped)], capture_output=True, text=True)
+    assert proc.returncode == code and proc.stdout == "hello\n"
+    assert read_marker(marker) == code
+
+
+def test_killed_job_writes_no_marker(tmp_path):
+    marker = tmp_path / "m"
+    wrapped = tmp_path / "w.sh"
+    wrapped.write_text(wrap_jobscript("#!/bin/sh\nsleep 30\n", marker))
+    proc = subprocess.Popen(["/bin/sh", str(wrapped)])
+    try:
+        proc.wait(timeout=0.3)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        proc.wait()
+    assert not marker.exists()
+
+
+def test_submit_end_to_end_with_fake_qsub(fake, tmp_path, capsys):
+    script = jobscript(tmp_path / "snakejob.learner.7.sh", LEARNER_PROPS)
+    assert submit.main(["--flavour", "pbspro", "--queue", "workq", str(script)]) == 0
+    job_id = capsys.readouterr().out
+    assert job_id == "101.pbs01\n"  # only the id: snakemake reads the first line
+
+    (argv,) = fake.calls("qsub")
+    assert argv[argv.index("-q") + 1] == "workq"
+    assert "select=1:ncpus=3:mpiprocs=3:mem=2000mb" in argv
+    log = Path(argv[argv.index("-o") + 1])
+    assert log.is_absolute() and log.parent == Path.cwd() / "logs" / "pbs"
+    assert log.parent.is_dir()
+
+    state = StateDir()
+    assert state.root == Path.cwd() / ".snakemake" / "pbs"
+    (entry,) = state.read_registry()
+    assert entry.job_id == "101.pbs01" and entry.name == "learner.h_pow~0_a~0.1"
+    assert log.name == f"{entry.token}.log"
+    assert list(state.scripts_dir.iterdir()) == []  # qsub has its copy; ours is gone
+
+    # The script PBS got runs the job and leaves its exit marker.
+    copy = fake.root / "scripts" / "101.pbs01.sh"
+    assert subprocess.run(["/bin/sh", str(copy)]).returncode == 0
+    assert read_marker(state.marker(entry.token)) == 0
+
+
+def test_submit_settings_from_environment(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR", "torque")
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_QUEUE", "batch")
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_EXTRA_ARGS", "-m n")
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_LOG_DIR", str(tmp_path / "joblogs"))
+    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
+    assert submit.main([str(script)]) == 0
+    (argv,) = fake.calls("qsub")
+    assert "nodes=1:ppn=3,mem=2000mb" in argv
+    assert argv[argv.index("-q") + 1] == "batch"
+    assert argv[-3:-1] == ["-m", "n"]
+    assert Path(argv[argv.index("-o") + 1]).parent == tmp_path / "joblogs"
+
+
+def test_flavour_detected_once_from_qstat_version(fake, tmp_path, capsys):
+    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
+    assert submit.main([str(script)]) == 0
+    assert submit.main([str(script)]) == 0
+    assert fake.calls("qstat") == [["--version"]]  # remembered in the state dir
+    assert all(any(a.startswith("select=") for a in argv) for argv in fake.calls("qsub"))
+
+
+def test_failed_qsub_reports_and_exits_nonzero(fake, tmp_path, capsys):
+    (tmp_path / "bin" / "qsub").write_text("#!/bin/sh\necho 'qsub: Unknown queue' >&2\nexit 3\n")
+    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
+    assert submit.main(["--flavour", "pbspro", str(script)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Unknown queue" in err
+    assert StateDir().read_registry() == []
+
+
+def test_dry_run_prints_the_line(fake, tmp_path, capsys):
+    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
+    assert submit.main(["--flavour", "torque", "--dry-run", str(script)]) == 0
+    assert capsys.readouterr().out.startswith("qsub -N h_pow-0_a-0.1 -V ")
+    assert fake.calls("qsub") == []

@@ -1,0 +1,133 @@
+import pytest
+
+from adaptive_snakemake.errors import ConfigError
+from adaptive_snakemake.specs import format_value, learner_name, load_specs
+
+GRID = """
+defaults:
+  executor: process-pool
+  tasks: 2
+  goal: {npoints: 50}
+  resources: {runtime: 30}
+sweeps:
+  h:
+    function: m:h
+    learner: Learner1D
+    learner_kwargs: {bounds: [-1, 1]}
+    combos: {pow: [0, 1, 2], a: [0.1, 0.5]}
+    fixed: {c: 3}
+    resources: {mem_mb: 500}
+  single:
+    function: m:g
+    learner: Learner1D
+    learner_kwargs: {bounds: [0, 1]}
+    executor: mpi4py
+    tasks: 4
+    goal: {loss: 0.01, duration: "1h30m"}
+"""
+
+
+def test_grid_expands_to_one_learner_per_combination_in_written_order(write_learners):
+    specs = load_specs(write_learners(GRID))
+    names = [s.name for s in specs]
+    assert names[:6] == [
+        "h/pow~0/a~0.1",
+        "h/pow~0/a~0.5",
+        "h/pow~1/a~0.1",
+        "h/pow~1/a~0.5",
+        "h/pow~2/a~0.1",
+        "h/pow~2/a~0.5",
+    ]
+    assert names[6] == "single"
+    first = specs[0]
+    assert first.params == {"pow": 0, "a": 0.1}
+    assert first.fixed == {"c": 3}
+    assert first.executor == "process-pool" and first.tasks == 2
+
+
+def test_defaults_are_overridden_per_sweep_and_resources_merge(write_learners):
+    specs = {s.name: s for s in load_specs(write_learners(GRID))}
+    assert specs["h/pow~0/a~0.1"].resources == {"runtime": 30, "mem_mb": 500}
+    single = specs["single"]
+    assert single.executor == "mpi4py" and single.tasks == 4
+    # a sweep's goal replaces the default goal: it does not inherit npoints
+    assert single.goal == {"loss": 0.01, "duration": 5400.0}
+    assert single.resources == {"runtime": 30, "mem_mb": 2000}
+
+
+def test_names_are_stable_when_a_grid_value_is_added(write_learners):
+    before = {s.name: s.fingerprint for s in load_specs(write_learners(GRID))}
+    after = {s.name: s.fingerprint for s in load_specs(write_learners(GRID.replace("2]", "2, 3]")))}
+    assert set(before) < set(after)
+    assert all(after[name] == fingerprint for name, fingerprint in before.items())
+    assert "h/pow~3/a~0.1" in after
+
+
+def test_goal_change_keeps_fingerprint_but_definition_change_does_not(write_learners):
+    base = {s.name: s for s in load_specs(write_learners(GRID))}
+    goal = {s.name: s for s in load_specs(write_learners(GRID.replace("npoints: 50", "npoints: 99")))}
+    bounds = {s.name: s for s in load_specs(write_learners(GRID.replace("[-1, 1]", "[-2, 2]")))}
+    name = "h/pow~1/a~0.5"
+    assert goal[name].goal == {"npoints": 99}
+    assert goal[name].fingerprint == base[name].fingerprint
+    assert bounds[name].fingerprint != base[name].fingerprint
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0, "0"), (-3, "-3"), (0.1, "0.1"), (1.0, "1.0"), (1e-5, "1e-05"), (True, "true"), ("a", "a")],
+)
+def test_values_format_canonically(value, text):
+    assert format_value(value) == text
+
+
+def test_sweep_without_grid_is_named_by_the_sweep():
+    assert learner_name("s", {}) == "s"
+    assert learner_name("s", {"p": 1, "q": "x"}) == "s/p~1/q~x"
+
+
+BAD = [
+    ("unknown top-level key", "sweepz: {}\nsweeps: {s: {function: m:f, learner: Learner1D}}",
+     ["top level", "unknown key 'sweepz'"]),
+    ("unknown sweep key", "sweeps:\n  s: {function: m:f, learner: Learner1D, colour: red}",
+     ["sweep 's'", "unknown key 'colour'"]),
+    ("wrong type", "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: three}",
+     ["sweep 's', key 'tasks'", "'three' is not of type 'integer'"]),
+    ("empty grid", "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: []}}",
+     ["sweep 's', key 'combos.p'", "should be non-empty"]),
+    ("unknown executor", "sweeps:\n  s: {function: m:f, learner: Learner1D, executor: dask}",
+     ["sweep 's', key 'executor'", "'dask' is not one of"]),
+    ("negative interval", "sweeps:\n  s: {function: m:f, learner: Learner1D, save_interval: -5}",
+     ["sweep 's', key 'save_interval'", "duration"]),
+    ("bad duration", "sweeps:\n  s: {function: m:f, learner: Learner1D, goal: {duration: soon}}",
+     ["sweep 's', key 'goal.duration'", "duration"]),
+    ("missing function", "sweeps:\n  s: {learner: Learner1D}",
+     ["sweep 's', key 'function'", "missing"]),
+    ("malformed yaml", "sweeps:\n  s: {function: m:f\n  t: [", ["malformed YAML", "line"]),
+    ("duplicate sweep", "sweeps:\n  s: {function: m:f, learner: Learner1D}\n  s: {function: m:g, learner: Learner1D}",
+     ["duplicate key 's'"]),
+    ("duplicate names", "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [1, '1']}}",
+     ["sweep 's', key 'combos'", "same name 's/p~1'"]),
+    ("unsafe value", "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: ['a/b']}}",
+     ["sweep 's', key 'combos.p'", "file name"]),
+    ("mpi with one rank", "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: 1}",
+     ["sweep 's', key 'tasks'", "at least 2 ranks"]),
+    ("no sweeps", "defaults: {tasks: 2}", ["'sweeps' is a required property"]),
+    ("not a mapping", "- a\n- b", ["expected a mapping"]),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_bad_files_are_refused_with_file_sweep_and_key(write_learners, case, text, expected):
+    path = write_learners(text)
+    with pytest.raises(ConfigError) as error:
+        load_specs(path)
+    message = str(error.value)
+    assert str(path) in message
+    for part in expected:
+        assert part in message
+
+
+def test_missing_file_names_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.yaml: cannot read"):
+        load_specs(tmp_path / "nowhere.yaml")

@@ -1,0 +1,104 @@
+import json
+import re
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from adaptive_snakemake.errors import ConfigError
+from adaptive_snakemake.specs import load_specs
+
+LEARNERS_FILE = config["learners"]
+RUN_LEARNER = str(Path(workflow.basedir) / "scripts" / "run_learner.py")
+
+
+def _load_specs():
+    try:
+        specs = load_specs(LEARNERS_FILE)
+        if workflow.is_main_process:
+            # Imports user code and adaptive: once, here, not again inside every job.
+            from adaptive_snakemake.validation import check_specs
+
+            check_specs(specs, LEARNERS_FILE)
+    except ConfigError as error:
+        raise WorkflowError(f"invalid learners file:\n{error}") from None
+    return specs
+
+
+SPECS = {spec.name: spec for spec in _load_specs()}
+SWEEPS = sorted({spec.sweep for spec in SPECS.values()})
+
+
+def _names_regex(executors):
+    sweeps = sorted({s.sweep for s in SPECS.values() if (s.executor == "mpi4py") == executors})
+    if not sweeps:
+        return "(?!)"  # matches nothing
+    return "(" + "|".join(re.escape(sweep) for sweep in sweeps) + ")(/.+)?"
+
+
+MPI_LEARNERS = _names_regex(executors=True)
+OTHER_LEARNERS = _names_regex(executors=False)
+
+
+def get_final_outputs():
+    return ["results/summary.csv", *(f"results/plots/{sweep}.png" for sweep in SWEEPS)]
+
+
+def get_result_files(wildcards):
+    return [f"results/{name}/result.json" for name in SPECS]
+
+
+def get_sweep_results(wildcards):
+    return [f"results/{s.name}/result.json" for s in SPECS.values() if s.sweep == wildcards.sweep]
+
+
+def get_sweep_learners(wildcards):
+    return [f"results/{s.name}/learner.pickle" for s in SPECS.values() if s.sweep == wildcards.sweep]
+
+
+def get_fingerprint(wildcards):
+    return SPECS[wildcards.name].fingerprint
+
+
+def get_goal(wildcards):
+    """A params entry, so that a changed goal reruns (and continues) just that learner."""
+    return json.dumps(SPECS[wildcards.name].goal, sort_keys=True)
+
+
+def get_tasks(wildcards):
+    return SPECS[wildcards.name].tasks
+
+
+def get_threads(wildcards):
+    """Cores to reserve on this machine. MPI rank 0 only hands out points and sleeps while
+    the workers compute, so an MPI learner keeps tasks - 1 cores busy."""
+    spec = SPECS[wildcards.name]
+    return max(1, spec.tasks - 1) if spec.executor == "mpi4py" else spec.tasks
+
+
+def get_mem_mb(wildcards):
+    return SPECS[wildcards.name].resources.get("mem_mb")
+
+
+def get_runtime(wildcards, attempt):
+    """Minutes; grows per retry so a learner stopped by its walltime gets more next time."""
+    base = SPECS[wildcards.name].resources["runtime"]
+    return round(base * config["runtime_growth"] ** (attempt - 1))
+
+
+def get_slurm_partition(wildcards):
+    return SPECS[wildcards.name].resources.get("slurm_partition")
+
+
+def get_slurm_account(wildcards):
+    return SPECS[wildcards.name].resources.get("slurm_account")
+
+
+def get_slurm_extra(wildcards):
+    return SPECS[wildcards.name].resources.get("slurm_extra")
+
+
+
+def get_sweep_spec_json(wildcards):
+    """The sweep's learner specs, in the same order as get_sweep_learners."""
+    specs = [s.to_dict() for s in SPECS.values() if s.sweep == wildcards.sweep]
+    return json.dumps(specs)

@@ -1,0 +1,1 @@
+# Live metrics: filled in by the metrics work.
