@@ -225,10 +225,13 @@ def main():
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--window", type=float, default=20)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}")
-    results = {"throughput_curve": throughput(args, True)}
-    results["throughput_plain"] = throughput(args, False)
+    results = {}
+    if not args.skip_throughput:
+        results["throughput_curve"] = throughput(args, True)
+        results["throughput_plain"] = throughput(args, False)
     if not args.skip_load:
         results["load"] = load(args)
     print(json.dumps(results))

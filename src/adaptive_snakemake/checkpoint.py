@@ -186,12 +186,17 @@ def _restore_learner1d(learner: Learner1D, data: dict) -> None:
     learner._scale[1] = np.max(learner._bbox[1][1] - learner._bbox[1][0])
     learner._oldscale = deepcopy(learner._scale)
 
-    # Intervals built as tell_many builds them: a numpy key and the float of its right
-    # neighbour, so even the types of the points ``ask`` returns stay the same.
-    intervals = [(x, right) for x, (_, right) in learner.neighbors.items()][:-1]
+    # Intervals built as tell_many builds them (a numpy key, then the Python number of its
+    # right neighbour; integer xs stay integers in the real ones only), so that even the
+    # types of the points ``ask`` returns are the same.
+    intervals, intervals_combined = (
+        [(x, right) for x, (_, right) in neighbors.items()][:-1]
+        for neighbors in (learner.neighbors, learner.neighbors_combined)
+    )
     losses = {ival: learner._get_loss_in_interval(*ival) for ival in intervals}
-    # update() on an empty sorted dict sorts once instead of inserting n times.
+    # update() on an empty sorted dict sorts once instead of inserting n times. Without
+    # pending points every combined interval is a real one (equal, if not the same type).
     learner.losses = loss_manager(learner._scale[0])
     learner.losses.update(losses)
     learner.losses_combined = loss_manager(learner._scale[0])
-    learner.losses_combined.update(losses)
+    learner.losses_combined.update({ival: losses[ival] for ival in intervals_combined})

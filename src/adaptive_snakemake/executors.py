@@ -58,3 +58,11 @@ def make_executor(kind: str, tasks: int) -> tuple[Executor, int]:
 
         return SequentialExecutor(), 1
     raise ValueError(f"unknown executor {kind!r}")
+
+
+def shutdown(executor: Executor) -> None:
+    """Drop queued evaluations and wait only for the running ones."""
+    try:
+        executor.shutdown(wait=True, cancel_futures=True)
+    except TypeError:  # adaptive's SequentialExecutor has no cancel_futures (nothing is queued)
+        executor.shutdown(wait=True)

@@ -248,8 +248,9 @@ class LearnerLock:
 
     def _take_over(self, stale: _LockFile, timer: _UnchangedTimer) -> bool:
         """Remove the stale lock if we win its claim; True if it is gone."""
-        claims = (f"{self.path}.takeover-{stale.generation}-{n}" for n in itertools.count(1))
-        for claim in claims:
+        claim_prefix = f"{self.path}.takeover-{stale.generation}-"
+        for level in itertools.count(1):
+            claim = f"{claim_prefix}{level}"
             try:
                 os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
                 break
@@ -259,21 +260,27 @@ class LearnerLock:
                 if timer.unchanged_for(claim, "exists") < self.stale_after:
                     return False
         try:
-            removed = self._remove_if_generation(stale.generation)
-            if removed:
-                logger.warning(
-                    "took over stale learner lock %s from %s (no sign of life for %s s)",
-                    self.path,
-                    stale.describe(),
-                    self.stale_after,
-                )
-                self._record("took_over_stale", previous=stale.info, previous_token=stale.generation)
-            return removed
+            current = _read_lock_file(self.path)
+            if current is None or current.generation != stale.generation:
+                return current is None  # already gone (another waiter was faster)
+            # Recorded before the file goes, so that in the history it precedes the next
+            # "acquired" (the next holder may create the lock the moment ours is gone).
+            self._record("took_over_stale", previous=stale.info, previous_token=stale.generation)
+            if not self._remove_if_generation(stale.generation):
+                self._record("takeover_undone", previous_token=stale.generation)
+                return False
+            logger.warning(
+                "took over stale learner lock %s from %s (no sign of life for %s s)",
+                self.path,
+                stale.describe(),
+                self.stale_after,
+            )
+            return True
         finally:
-            prefix = f"{self.path}.takeover-{stale.generation}-"
-            for n in range(1, int(claim.rsplit("-", 1)[1]) + 1):
+            # Ours, and those of takers that died before us: that generation is gone.
+            for n in range(1, level + 1):
                 with suppress(FileNotFoundError):
-                    os.unlink(f"{prefix}{n}")
+                    os.unlink(f"{claim_prefix}{n}")
 
     def _remove_if_generation(self, generation: str) -> bool:
         """Delete the lock file if it is still ``generation``; True if we deleted it.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from adaptive_snakemake import paths
 from adaptive_snakemake.checkpoint import atomic_write_json, restore_learner, save_learner
-from adaptive_snakemake.executors import make_executor
+from adaptive_snakemake.executors import make_executor, shutdown
 from adaptive_snakemake.goals import goal_reached, learner_loss, learner_npoints
 from adaptive_snakemake.learners import build_learner
 from adaptive_snakemake.specs import LearnerSpec
@@ -180,8 +180,7 @@ class LearnerRun:
             raise
         for future in pending:
             future.cancel()
-        # In-flight evaluations are not needed any more; wait only for them to end.
-        executor.shutdown(wait=True, cancel_futures=True)
+        shutdown(executor)
         self.save()
         return reached
 

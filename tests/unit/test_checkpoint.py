@@ -36,7 +36,7 @@ def peak_vector(x):
 
 def peak_2d(xy):
     x, y = xy
-    return x * y + np.exp(-(x**2 + y**2 - 0.5) ** 2 / 0.01)
+    return x * y + np.exp(-((x**2 + y**2 - 0.5) ** 2) / 0.01)
 
 
 def noisy_peak(seed_x):
@@ -269,18 +269,39 @@ def test_restore_learner1d_random_data_equals_adaptive_load(tmp_path, integer_xs
     assert repr(ours.ask(50)) == repr(theirs.ask(50))
 
 
-def test_restore_2d_and_average1d_equal_adaptive_load(tmp_path):
-    for make in (
-        lambda: adaptive.Learner2D(peak_2d, [(-1, 1), (-1, 1)]),
-        lambda: adaptive.AverageLearner1D(noisy_peak, (-1, 1)),
-    ):
-        path = tmp_path / "learner.pickle"
-        save_learner(run_learner(make(), 300), path)
-        ours, theirs = make(), adaptive_loaded(make(), path)
-        assert restore_learner(ours, path) == theirs.npoints >= 300
-        assert repr(ours._get_data()) == repr(theirs._get_data())
-        assert ours.loss() == theirs.loss()
-        assert repr(ours.ask(10)) == repr(theirs.ask(10))
+def average1d_with_samples(npoints, seed=0):
+    """An AverageLearner1D with several samples per point (its ask/tell loop is slow)."""
+    learner = adaptive.AverageLearner1D(noisy_peak, (-1, 1))
+    rng = np.random.default_rng(seed)
+    for x in [-1.0, 1.0, *rng.uniform(-1, 1, npoints - 2).tolist()]:
+        learner.tell_many_at_point(x, {s: noisy_peak((s, x)) for s in range(rng.integers(1, 4))})
+    return learner
+
+
+def new_2d():
+    return adaptive.Learner2D(peak_2d, [(-1, 1), (-1, 1)])
+
+
+def new_average1d():
+    return adaptive.AverageLearner1D(noisy_peak, (-1, 1))
+
+
+@pytest.mark.parametrize(
+    "make, filled",
+    [
+        (new_2d, lambda: run_learner(new_2d(), 300)),
+        (new_average1d, lambda: average1d_with_samples(300)),
+    ],
+    ids=["2D", "Average1D"],
+)
+def test_restore_2d_and_average1d_equal_adaptive_load(tmp_path, make, filled):
+    path = tmp_path / "learner.pickle"
+    save_learner(filled(), path)
+    ours, theirs = make(), adaptive_loaded(make(), path)
+    assert restore_learner(ours, path) == theirs.npoints >= 300
+    assert repr(ours._get_data()) == repr(theirs._get_data())
+    assert ours.loss() == theirs.loss()
+    assert repr(ours.ask(10)) == repr(theirs.ask(10))
 
 
 def test_restore_balancing_learner_restores_every_child(tmp_path):

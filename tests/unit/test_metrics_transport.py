@@ -522,3 +522,27 @@ def test_silent_job_is_marked_stale(workdir):
         finished.close()
     finally:
         collector.stop()
+
+
+def test_taken_port_is_reported_and_collector_exits(workdir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = local_settings(port=taken.getsockname()[1])
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "adaptive_snakemake.metrics.collector",
+                "--workdir",
+                str(workdir),
+                "--settings",
+                json.dumps(settings.to_dict()),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "cannot listen on tcp://127.0.0.1:" in result.stderr
+    assert running_collector(workdir) is None

@@ -48,6 +48,15 @@ def test_pbspro_invalid_json_is_still_read():
     assert states(parse_qstat_output(text)) == PBSPRO_EXPECTED
 
 
+def test_pbspro_one_json_document_per_id_is_read():
+    # Older qstat versions printed one document per job id operand: not valid JSON.
+    text = (
+        '{"pbs_server":"s","Jobs":{"1.s":{"job_state":"R"}}}\n'
+        '{"pbs_server":"s","Jobs":{"2.s":{"job_state":"F","Exit_status":0}}}\n'
+    )
+    assert states(parse_qstat_output(text)) == {"1": ("R", None), "2": ("F", 0)}
+
+
 def test_pbspro_text_sample():
     jobs = parse_qstat_text((DATA / "pbspro-qstat-fx.txt").read_text())
     assert states(jobs) == PBSPRO_EXPECTED
@@ -94,20 +103,67 @@ def test_slurm_wrapper_text_sample_has_no_exit_status():
     }
 
 
+def wrapper_sample(name):
+    """stdout, stderr, rc of a real capture from the slurm-wlm-torque test cluster."""
+    base = WRAPPER_DATA / name
+    if not base.with_name(f"{name}.stdout").exists():
+        pytest.skip(f"no capture {name} in {WRAPPER_DATA}")
+    read = lambda ext: base.with_name(f"{name}.{ext}").read_text()  # noqa: E731
+    return read("stdout"), read("stderr"), int(read("rc").strip())
+
+
 @pytest.mark.parametrize(
-    "path",
-    sorted(WRAPPER_DATA.glob("*")) if WRAPPER_DATA.is_dir() else [],
-    ids=lambda p: p.name,
+    "sample, job_id, state",
+    [
+        ("queued.qstat-f", "15", "Q"),
+        ("running.qstat-f", "11", "R"),
+        ("completed.qstat-f", "10", "C"),
+        ("completed-no-walltime.qstat-f", "5", "C"),
+        ("failed.qstat-f", "13", "C"),
+        ("cancelled.qstat-f", "12", "C"),
+        ("timeout.qstat-f", "16", "C"),
+    ],
 )
-def test_real_wrapper_captures_parse(path):
-    text = path.read_text(errors="replace")
-    if "Job Id:" not in text:
-        pytest.skip("not a qstat -f capture")
-    jobs = parse_qstat_output(text)
-    assert jobs, "a capture with 'Job Id:' lines must yield jobs"
-    for job in jobs.values():
-        assert len(job.state) == 1 and job.state.isupper()
-        assert job.exit_status is None  # the wrapper never reports one
+def test_real_wrapper_captures(sample, job_id, state):
+    stdout, stderr, rc = wrapper_sample(sample)
+    result = interpret(rc, stdout, stderr)
+    assert result.ok
+    assert {k: (j.state, j.exit_status) for k, j in result.jobs.items()} == {job_id: (state, None)}
+
+
+@pytest.mark.parametrize("sample", ["purged.qstat-f", "unknown.qstat-f"])
+def test_real_wrapper_forgotten_job_is_a_trustworthy_absence(sample):
+    stdout, stderr, rc = wrapper_sample(sample)
+    result = interpret(rc, stdout, stderr)
+    assert result.ok and result.jobs == {} and rc == 153
+
+
+def test_real_wrapper_rejects_dash_x():
+    stdout, stderr, rc = wrapper_sample("running.qstat-f-x")
+    result = interpret(rc, stdout, stderr)
+    assert not result.ok and "Unknown option" in stderr  # hence qstat_argv has no -x for it
+
+
+@pytest.mark.parametrize(
+    "sample, marker, expected",
+    [
+        ("completed.qstat-f", 0, SUCCESS),
+        ("failed.qstat-f", 1, FAILED),  # snakemake's jobscript turns any failure into 1
+        ("cancelled.qstat-f", None, RUNNING),  # killed: no marker; failed once grace is over
+        ("timeout.qstat-f", None, RUNNING),
+        ("running.qstat-f", 0, RUNNING),  # the scheduler still has it: marker not read
+    ],
+)
+def test_real_wrapper_captures_through_the_decision(sample, marker, expected):
+    stdout, stderr, rc = wrapper_sample(sample)
+    ((job_id, job),) = interpret(rc, stdout, stderr).jobs.items()
+    record = decide(
+        JobRecord(job_id, token="t"), job, marker, now=100.0, grace=60, flavour="slurm-torque"
+    )
+    assert record.status == expected
+    if expected == RUNNING and job.finished:
+        later = decide(record, job, None, now=160.0, grace=60, flavour="slurm-torque")
+        assert later.status == FAILED
 
 
 @pytest.mark.parametrize("text", ["", "   \n", "\n\n"])

@@ -151,6 +151,10 @@ def test_one_qstat_per_round_for_twenty_jobs(fake):
     assert calls[-1]["njobs"] == 6  # 16-21
     assert "1.pbs01" not in fake.calls("qstat")[-1]
 
+    # Stopped by snakemake (SIGTERM) with 21, submitted during this run, undecided: the
+    # sidecar cancels it. 16-20 were registered before it started: not its to cancel.
+    assert wait_for(lambda: fake.calls("qdel"), what="qdel") == [["21.pbs01"]]
+
 
 def test_sidecar_exits_when_its_parent_dies(fake):
     parent_code = (
@@ -175,6 +179,63 @@ def test_sidecar_exits_when_its_parent_dies(fake):
         parent.wait()
     wait_for(lambda: gone(sidecar), timeout=10, what="the orphaned sidecar to exit")
     assert "parent process is gone" in StateDir().sidecar_log.read_text()
+
+
+def test_parent_death_leaves_jobs_alone_sigterm_cancels_the_rest(fake):
+    state = StateDir().ensure()
+    fake.set_jobs({f"{i}.pbs01": ("R", None) for i in range(1, 5)})
+
+    def start():
+        proc = subprocess.Popen(
+            [*SIDECAR, "--interval", "0.2", "--flavour", "pbspro"], stdout=subprocess.PIPE
+        )
+        read_first_line(proc)
+        return proc
+
+    # Killed snakemake: the sidecar sees its parent change and leaves.
+    parent_code = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen({SIDECAR + ['--interval', '0.2', '--flavour', 'pbspro']!r},"
+        " stdout=subprocess.PIPE)\n"
+        "sys.stdout.write(p.stdout.readline().decode())\n"
+        "sys.stdout.flush()\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True
+    )
+    sidecar = json.loads(read_first_line(parent))["pid"]
+    state.register("1.pbs01", "t1", None)
+    wait_for(lambda: "1.pbs01" in cache_of(state).get("jobs", {}), what="job 1 polled")
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: gone(sidecar), timeout=10, what="the orphaned sidecar to exit")
+    time.sleep(0.5)
+    assert fake.calls("qdel") == []
+
+    # snakemake's own cancel got 2; the sidecar, stopped by SIGTERM, cancels only 3 and 4.
+    proc = start()
+    for i in (2, 3, 4):
+        state.register(f"{i}.pbs01", f"t{i}", None)
+    wait_for(lambda: len(cache_of(state).get("jobs", {})) == 4, what="jobs polled")
+    state.mark_cancelled(["2.pbs01"])
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert wait_for(lambda: fake.calls("qdel"), what="qdel") == [["3.pbs01", "4.pbs01"]]
+
+    # With cancel-on-exit off, nothing is cancelled.
+    state.register("5.pbs01", "t5", None)
+    proc = subprocess.Popen(
+        [*SIDECAR, "--interval", "0.2", "--flavour", "pbspro", "--cancel-on-exit", "0"],
+        stdout=subprocess.PIPE,
+    )
+    read_first_line(proc)
+    state.register("6.pbs01", "t6", None)
+    wait_for(lambda: "6.pbs01" in cache_of(state).get("jobs", {}), what="job 6 polled")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    time.sleep(0.5)
+    assert len(fake.calls("qdel")) == 1
 
 
 def test_sidecar_ignores_ctrl_c_and_stops_on_sigterm(fake):
@@ -262,10 +323,14 @@ def test_start_up_compaction_forgets_old_decided_jobs(fake):
     assert set(poller.records) == {"2.s", "3.s"}
     assert [e.job_id for e in state.read_registry()] == ["2.s", "3.s"]
     assert not old_marker.exists() and state.marker("recent").exists()
-    # The reader notices the rewritten registry and still sees later submissions.
+    # The reader notices the rewritten registry and still sees later submissions, and
+    # only those count as submitted by this run.
+    poller.ingest_registry()
+    poller.serving = True
     state.register("4.s", "new", None)
     poller.ingest_registry()
     assert set(poller.records) == {"2.s", "3.s", "4.s"}
+    assert poller.submitted_here == {"4.s"}
 
 
 def test_registry_reader_leaves_a_half_written_line(fake):

@@ -71,7 +71,6 @@ def test_answers_from_the_cache_without_qstat(fake, monkeypatch, capsys):
         ],
     )
     assert [run_status(f"{i}.pbs01", capsys) for i in (1, 2, 3)] == ["running", "success", "failed"]
-    assert run_status("2", capsys) == "success"  # matched on the sequence number
     assert fake.calls("qstat") == []
     assert not state.qstat_log.exists()
 

@@ -299,3 +299,29 @@ def test_dry_run_prints_the_line(fake, tmp_path, capsys):
     assert submit.main(["--flavour", "torque", "--dry-run", str(script)]) == 0
     assert capsys.readouterr().out.startswith("qsub -N h_pow-0_a-0.1 -V ")
     assert fake.calls("qsub") == []
+
+
+@pytest.mark.parametrize(
+    "script, flavour",
+    [
+        ("#!/bin/sh\necho 'pbs_version = 22.05.11'\n", "pbspro"),
+        ("#!/bin/sh\necho 'Version: 6.1.3'\necho 'Commit: abc'\n", "torque"),
+        ("#!/bin/sh\necho 'Unknown option: version' >&2\nexit 2\n", "slurm-torque"),
+        (
+            "#! /usr/bin/perl -w\n# qstat - queries slurm jobs in familar pbs format.\n",
+            "slurm-torque",
+        ),
+        ("#!/bin/sh\necho 'something else'\n", "pbspro"),  # with a warning
+    ],
+)
+def test_detect_flavour(tmp_path, monkeypatch, capsys, script, flavour):
+    from adaptive_snakemake.pbs.config import detect_flavour
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "qstat").write_text(script)
+    (bin_dir / "qstat").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert detect_flavour(StateDir(tmp_path / "state")) == flavour
+    if script.endswith("'something else'\n"):
+        assert "ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR" in capsys.readouterr().err

@@ -84,7 +84,7 @@ class Collector:
         _raise_fd_limit()
         self._context = zmq.Context()
         self._context.setsockopt(zmq.LINGER, 0)
-        sock = self._context.socket(zmq.PULL)
+        sock = self._socket = self._context.socket(zmq.PULL)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         sock.setsockopt(zmq.BACKLOG, 1024)  # thousands of jobs may (re)connect at once
@@ -96,7 +96,6 @@ class Collector:
             sock.curve_publickey = public
             sock.curve_secretkey = secret
         sock.bind(self.endpoint)
-        self._socket = sock
         os.ftruncate(self._lock_fd, 0)
         info = {
             "pid": os.getpid(),
@@ -133,7 +132,7 @@ class Collector:
         if self._auth is not None:
             self._auth.stop()
         if self._context is not None:
-            self._context.term()
+            self._context.destroy(linger=0)  # closes any socket left open; never waits
         if self._metrics is not None:
             self._metrics.close()
         if self._lock_fd is not None:
@@ -178,7 +177,6 @@ class Collector:
     def drain(self) -> None:
         """Handle the frames waiting now (at most DRAIN_BATCH). The hot loop of the collector."""
         recv = self._socket.recv
-        get = self._socket.get
         write = self._metrics.write
         update = self.state.update
         max_bytes = self.settings.max_record_bytes
@@ -188,15 +186,16 @@ class Collector:
         try:
             for _ in range(DRAIN_BATCH):
                 try:
-                    frame = recv(zmq.NOBLOCK)
+                    message = recv(zmq.NOBLOCK, copy=False)  # a Frame knows `more`, cheaply
                 except zmq.Again:
                     break
                 received += 1
-                if get(zmq.RCVMORE):
-                    while get(zmq.RCVMORE):
-                        recv()
+                if message.more:
+                    while recv(copy=False).more:
+                        pass
                     dropped["multipart"] += 1
                     continue
+                frame = message.bytes
                 if len(frame) > max_bytes:
                     dropped["too_large"] += 1
                     continue
@@ -343,17 +342,23 @@ def stop_collector(workdir: str | os.PathLike, timeout: float = 5.0) -> bool:
 # -- small utilities ----------------------------------------------------------------------------
 
 
-def _take_lock(path: Path) -> int:
+def _take_lock(path: Path, attempts: int = 20) -> int:
+    """Lock the pidfile for the collector's lifetime. Retried for a second: `status` and
+    `start_collector` probe the lock for an instant, which must not look like a collector."""
     paths.ensure_private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise CollectorRunning(f"a collector already runs for {path.parent.parent}") from None
-        raise
-    return fd
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+        if attempt + 1 < attempts:
+            time.sleep(0.05)
+    os.close(fd)
+    raise CollectorRunning(f"a collector already runs for {path.parent.parent}")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

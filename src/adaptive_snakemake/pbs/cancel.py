@@ -3,23 +3,29 @@
 The plugin calls it (without a shell) with up to ``cluster-generic-cancel-nargs`` ids and
 kills it after 2 seconds. qdel of many jobs can take longer than that, so qdel runs in its
 own session, where that kill cannot reach it; we wait for it briefly only to report errors.
-Output goes to ``<state>/cancel.log``.
+Output goes to ``<state>/cancel.log``; the ids to ``<state>/cancelled.tsv``, so that the
+sidecar, which cancels whatever the plugin missed when snakemake stops it, skips them.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
 
 from adaptive_snakemake.pbs.config import SidecarVars, state_dir_for
+from adaptive_snakemake.pbs.files import StateDir
 
 WAIT_SECONDS = 1.5
 
 
-def cancel(job_ids: list[str], wait: float = WAIT_SECONDS) -> int | None:
+def cancel(
+    job_ids: list[str], state: StateDir | None = None, wait: float = WAIT_SECONDS
+) -> int | None:
     """Start ``qdel ID...``; its exit code if it ended within ``wait`` seconds, else None."""
-    state = state_dir_for(SidecarVars.from_env()).ensure()
+    state = (state or state_dir_for(SidecarVars.from_env())).ensure()
+    state.mark_cancelled(job_ids)
     with open(state.cancel_log, "ab") as log:
         log.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} qdel {' '.join(job_ids)}\n".encode())
         log.flush()
@@ -54,4 +60,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches every process in snakemake's foreground group; see proc.py.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(main())

@@ -13,6 +13,7 @@ ADAPTIVE_SNAKEMAKE_PBS_NAME_MAX        longest job name (-N)                    
 ADAPTIVE_SNAKEMAKE_PBS_POLL_INTERVAL   seconds between the sidecar's qstat calls    15
 ADAPTIVE_SNAKEMAKE_PBS_GRACE           seconds to wait for an exit marker           120
 ADAPTIVE_SNAKEMAKE_PBS_QSTAT_TIMEOUT   seconds before a qstat call is abandoned     60
+ADAPTIVE_SNAKEMAKE_PBS_CANCEL_ON_EXIT  1: the sidecar qdels abandoned jobs          1
 ADAPTIVE_SNAKEMAKE_PBS_DIR             the state directory                          .snakemake/pbs
 =====================================  ==========================================  ========
 """
@@ -135,8 +136,8 @@ def resolve_flavour(requested: str | None, vars: SidecarVars | None, state: Stat
 def detect_flavour(state: StateDir) -> str:
     """Tell PBS Pro, Torque and the slurm-wlm-torque wrapper apart from their qstat.
 
-    The wrapper is a Perl script that rejects --version; PBS Pro prints
-    ``pbs_version = 22.05.11``; Torque prints ``Version: 6.1.3``.
+    The wrapper is a Perl script that rejects --version (``Unknown option: version``);
+    PBS Pro prints ``pbs_version = 22.05.11``; Torque prints ``Version: 6.1.3``.
     """
     qstat = shutil.which("qstat")
     if qstat is None:
@@ -154,6 +155,8 @@ def detect_flavour(state: StateDir) -> str:
     text = (out.stdout + out.stderr).lower()
     if "pbs_version" in text:
         return "pbspro"
+    if "unknown option" in text:
+        return "slurm-torque"
     if "version:" in text:
         return "torque"
     print(

@@ -10,6 +10,7 @@ Layout (default ``<workdir>/.snakemake/pbs/``, override ``ADAPTIVE_SNAKEMAKE_PBS
     qstat-calls.log   one JSON line per qstat invocation (who called it, for how many jobs)
     sidecar.log       the sidecar's own diagnostics
     cancel.log        qdel output
+    cancelled.tsv     ids the cancel command has passed to qdel (one per line)
     sidecar.lock      held by the sidecar that owns status.json
 
 The registry is append-only while snakemake runs: a line shorter than PIPE_BUF written
@@ -76,6 +77,7 @@ class StateDir:
     qstat_log = property(lambda self: self.root / "qstat-calls.log")
     sidecar_log = property(lambda self: self.root / "sidecar.log")
     cancel_log = property(lambda self: self.root / "cancel.log")
+    cancelled = property(lambda self: self.root / "cancelled.tsv")
     lock = property(lambda self: self.root / "sidecar.lock")
 
     def ensure(self) -> StateDir:
@@ -131,6 +133,17 @@ class StateDir:
             if code is not None:
                 codes[token] = code
         return codes
+
+    # cancellations ------------------------------------------------------------------------
+
+    def mark_cancelled(self, job_ids: list[str]) -> None:
+        append_line(self.cancelled, "\n".join(job_ids))
+
+    def read_cancelled(self) -> set[str]:
+        try:
+            return set(self.cancelled.read_text(encoding="utf-8").split())
+        except FileNotFoundError:
+            return set()
 
     # the qstat call log -------------------------------------------------------------------
 

@@ -10,10 +10,22 @@ jobs not yet decided, decide each (see :mod:`adaptive_snakemake.pbs.decide`) and
 the cache ``status.json`` atomically. The status command only reads that file, so the
 scheduler sees one qstat per round whatever the number of jobs.
 
-Stops on SIGTERM (snakemake terminates it at shutdown) or when its parent goes away (a
-killed snakemake cannot terminate it); ignores SIGINT, which Ctrl-C sends to the whole
-foreground process group: snakemake decides what happens then. Nothing but the vars line
-goes to stdout (snakemake echoes our stdout); diagnostics go to ``sidecar.log``.
+Stopping:
+
+- SIGTERM: snakemake is shutting down. It has decided every job it waits for, so a job
+  this run submitted that is still undecided was abandoned (Ctrl-C, or an error in
+  snakemake): qdel it, unless the cancel command already did. This is not redundant:
+  snakemake's ``cancel()`` only sees jobs that are not in the middle of a status round,
+  and a round over thousands of jobs lasts minutes (snakemake-interface-executor-plugins
+  9.4, ``RemoteExecutor._wait_for_jobs`` empties ``active_jobs`` while it checks them).
+  ``ADAPTIVE_SNAKEMAKE_PBS_CANCEL_ON_EXIT=0`` turns this off.
+- the parent went away (snakemake killed, or the terminal closed): stop, leave the jobs
+  alone; a new snakemake may pick them up.
+- SIGINT is ignored: Ctrl-C reaches the whole foreground process group; what happens then
+  is snakemake's decision, carried out through the signals above.
+
+Nothing but the vars line goes to stdout (snakemake echoes our stdout); diagnostics go to
+``sidecar.log``.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from adaptive_snakemake.pbs.cancel import cancel
 from adaptive_snakemake.pbs.config import (
     SidecarVars,
     env_float,
@@ -80,6 +93,8 @@ class Poller:
         self.ticks = 0
         self.last_query: dict = {}
         self.started = time.time()
+        self.submitted_here: set[str] = set()  # registered while we serve this snakemake
+        self.serving = False
 
     def load_cache(self, cache: dict | None) -> None:
         for job_id, data in ((cache or {}).get("jobs") or {}).items():
@@ -100,6 +115,18 @@ class Poller:
     def ingest_registry(self) -> None:
         for entry in self.reader.read_new():
             self.add(entry)
+            if self.serving and entry.token is not None:  # status-added ids are not ours
+                self.submitted_here.add(entry.job_id)
+
+    def abandoned(self) -> list[str]:
+        """Jobs this run submitted that nobody decided and nobody cancelled yet."""
+        self.ingest_registry()
+        cancelled = self.state.read_cancelled()
+        return sorted(
+            job_id
+            for job_id in self.submitted_here
+            if not self.records[job_id].final and job_id not in cancelled
+        )
 
     def pending(self) -> list[JobRecord]:
         return [r for r in self.records.values() if not r.final]
@@ -210,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qstat-timeout", type=float, default=env_float("QSTAT_TIMEOUT", 60.0))
     p.add_argument("--retention-days", type=float, default=RETENTION_DAYS)
     p.add_argument("--state-dir", default=None)
+    p.add_argument(
+        "--cancel-on-exit",
+        type=int,
+        choices=[0, 1],
+        default=int(env_float("CANCEL_ON_EXIT", 1)),
+        help="on SIGTERM, qdel the jobs of this run that are still undecided (default 1)",
+    )
     return p
 
 
@@ -217,8 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     state = StateDir(args.state_dir).ensure()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: stop.set())
+    terminated = threading.Event()
+
+    def on_sigterm(*_):
+        terminated.set()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     lock = try_lock(state)
@@ -229,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     poller.ingest_registry()
     if lock:
         compact(poller, time.time(), args.retention_days * 86400)
+        poller.ingest_registry()  # re-sync the reader with the rewritten registry
     atomic_write_json(cache_path, poller.snapshot(time.time(), args.interval))
 
     extra_vars, shutdown_extra = start_extra_services(state, stop)
@@ -241,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         grace=args.grace,
         extra=extra_vars,
     )
+    poller.serving = True
     sys.stdout.write(vars.to_line() + "\n")
     sys.stdout.flush()
     log(state, f"started: flavour={flavour} interval={args.interval:g}s cache={cache_path}")
@@ -258,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
                 stop.wait(min(0.5, max(0.0, deadline - time.monotonic())))
     finally:
         shutdown_extra()
+        if terminated.is_set() and args.cancel_on_exit:
+            leftover = poller.abandoned()
+            if leftover:
+                log(state, f"snakemake stopped with {len(leftover)} jobs undecided: qdel")
+                cancel(leftover, state, wait=0)
         atomic_write_json(cache_path, poller.snapshot(time.time(), args.interval))
         log(state, f"stopped after {poller.rounds} qstat rounds")
     return 0

@@ -13,6 +13,7 @@ is running.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,11 +31,8 @@ from adaptive_snakemake.pbs.qstat import lookup, query
 
 
 def status_from_cache(cache: dict | None, job_id: str) -> str | None:
-    jobs = (cache or {}).get("jobs") or {}
-    record = jobs.get(job_id)
-    if record is None:
-        seq = job_id.split(".", 1)[0]
-        record = next((r for k, r in jobs.items() if k.split(".", 1)[0] == seq), None)
+    # Exact ids only: the cache is keyed by what qsub printed, which is what we are given.
+    record = ((cache or {}).get("jobs") or {}).get(job_id)
     return record.get("status") if isinstance(record, dict) else None
 
 
@@ -128,4 +126,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches every process in snakemake's foreground group; see proc.py.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(main())

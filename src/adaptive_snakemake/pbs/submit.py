@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -274,4 +275,6 @@ def _str(value) -> str | None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches every process in snakemake's foreground group; see proc.py.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(main())

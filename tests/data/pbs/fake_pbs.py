@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -138,7 +139,7 @@ def run_job(job_id: str, script: str, log: str) -> int:
         with locked():
             jobs = load()
             if job_id in jobs and jobs[job_id]["state"] != "F":
-                jobs[job_id] = {"state": state, "exit": code}
+                jobs[job_id] = {"state": state, "exit": code, "pgid": os.getpgid(0)}
                 save(jobs)
 
     set_state("R")
@@ -152,7 +153,10 @@ def qdel(argv: list) -> int:
     with locked():
         jobs = load()
         for i in argv:
-            if i in jobs:
+            if i in jobs and jobs[i]["state"] != "F":
+                if jobs[i].get("pgid"):  # running: SIGTERM to the job, as PBS does
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(jobs[i]["pgid"], signal.SIGTERM)
                 jobs[i] = {"state": "F", "exit": 271}
         save(jobs)
     return 0
