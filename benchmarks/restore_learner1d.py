@@ -1,9 +1,9 @@
 """Restoring a Learner1D checkpoint: our restore_learner against adaptive's own learner.load.
 
 adaptive's load goes through Learner1D.tell_many, which is quadratic, so it is timed side by
-side with ours at 20k and 40k points and extrapolated to 100k (pass --full to wait for the
+side with ours at 10k and 20k points and extrapolated to 100k (pass --full to wait for the
 real thing: minutes). Ours is also timed at 100k. Both load the same file; the benchmark
-checks they end in the same state. Runs in about a minute:
+checks they end in the same state. Runs in about a minute (2 shared cores):
 
     .venv/bin/python benchmarks/restore_learner1d.py [--full]
 """
@@ -92,7 +92,7 @@ def main():
     print(f"built a 100,000-point Learner1D by telling points one by one in {built:.1f} s")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for npoints in (20_000, 40_000, 100_000):
+        for npoints in (10_000, 20_000, 100_000):
             learner = full if npoints == 100_000 else filled_learner(npoints)
             path = Path(tmp) / f"learner{npoints}.pickle"
             rows.append(measure(learner, path, time_adaptive=npoints < 100_000 or args.full))
@@ -112,7 +112,7 @@ def main():
             f"{theirs:>11} {ratio:>14}"
         )
     if not args.full:
-        print("* extrapolated from the 40,000-point measurement (tell_many is quadratic)")
+        print("* extrapolated from the 20,000-point measurement (tell_many is quadratic)")
     print("ours and adaptive's load ended in the same state at every size where both ran")
 
 

@@ -67,7 +67,26 @@ wait_for() {
     log "$what: ok"
 }
 
-pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# proc_alive PID: the process exists and is not a zombie (kill -0 succeeds on a
+# killed daemon until its parent reaps it, and pid 1 here may never do so).
+proc_alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) } # the field after "(comm) " is the state letter
+    [[ ${stat:0:1} != [ZX] ]]
+}
+
+# pid_alive PIDFILE: the daemon that wrote PIDFILE still runs (same program, so
+# a recycled pid does not count).
+pid_alive() {
+    local pidfile=$1 pid comm want
+    [[ -s $pidfile ]] || return 1
+    pid=$(<"$pidfile")
+    want=$(basename "$pidfile" .pid)
+    [[ $want == mysqld ]] && want=mariadbd
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [[ $comm == "$want" ]] && proc_alive "$pid"
+}
 
 usage() {
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
@@ -82,10 +101,10 @@ stop_daemon() {
         log "stopping $name (pid $pid)"
         kill "$pid"
         for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
+            proc_alive "$pid" || break
             sleep 0.2
         done
-        if kill -0 "$pid" 2>/dev/null; then
+        if proc_alive "$pid"; then
             log "$name did not stop in 10 s; killing it"
             kill -9 "$pid" 2>/dev/null || true
         fi
@@ -364,7 +383,7 @@ start_slurmd() {
 
 # The node is usable when sinfo shows it idle, mixed or allocated, with no
 # trailing flag (* = not responding, ~ = powered off, # = powering up, ...).
-node_state() { sinfo -h -N -p "$PARTITION" -o '%T'; }
+node_state() { timeout 10 sinfo -h -N -p "$PARTITION" -o '%T'; }
 node_ready() { node_state | grep -qxE 'idle|mixed|allocated|completing'; }
 
 wait_node_ready() {
@@ -378,12 +397,20 @@ wait_node_ready() {
 }
 
 smoke_test() {
-    sacct -n -X -S now-1hours >/dev/null 2>&1 || die "sacct does not answer (slurmdbd?)"
+    timeout 20 sacct -n -X -S now-1hours >/dev/null 2>&1 ||
+        die "sacct does not answer (slurmdbd?)"
     log "sacct answers"
+    local running
+    running=$(timeout 10 squeue -h -t RUNNING -o %i | wc -l)
+    if ((running > 0)); then
+        # Jobs of other test sessions run, so slurmd works; an srun could wait for them.
+        log "$running jobs running on the node; skipping the srun check"
+        return
+    fi
     local out
     out=$(timeout 60 srun -N1 -n1 -p "$PARTITION" -t 1 --immediate=50 -J setup-smoke \
         hostname 2>&1) || die "srun -N1 hostname failed: $out"
-    log "srun -N1 works (ran on $out)"
+    log "srun -N1 works (ran on ${out##*$'\n'})"
 }
 
 all_running() {
@@ -414,12 +441,15 @@ main() {
     command -v flock >/dev/null || die "flock (util-linux) missing"
     # fd 9 holds the lock; every daemon is started with 9>&- so none inherits it.
     exec 9>"$LOCK_FILE"
-    flock -w 300 9 || die "another setup-test-slurm.sh run holds $LOCK_FILE for 5 minutes"
+    if ! flock -n 9; then
+        log "waiting for another setup-test-slurm.sh run to finish"
+        flock -w 300 9 || die "another setup-test-slurm.sh run held $LOCK_FILE for 5 minutes"
+    fi
 
     install_packages
     prepare_files
     if all_running && ((CONF_CHANGED == 0)) && node_ready 2>/dev/null &&
-        sacct -n -X -S now-1minutes >/dev/null 2>&1; then
+        timeout 10 sacct -n -X -S now-1minutes >/dev/null 2>&1; then
         log "cluster already up: partition $PARTITION, account $ACCOUNT ($(node_state))"
         exit 0
     fi

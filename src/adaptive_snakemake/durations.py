@@ -19,4 +19,6 @@ def parse_duration(value) -> float:
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(value))
         if seconds > 0:
             return seconds
-    raise ValueError(f'expected a duration such as 90, "90s", "30m", "2h" or "1h30m", got {value!r}')
+    raise ValueError(
+        f'expected a duration such as 90, "90s", "30m", "2h" or "1h30m", got {value!r}'
+    )

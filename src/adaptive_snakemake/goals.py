@@ -1,4 +1,4 @@
-"""When a learner is done: the first of npoints / loss / duration met, or the learner's own done()."""
+"""When a learner is done: the first of npoints / loss / duration met, or its own done()."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entry point of a learner job: `python [-m mpi4py.futures] run_learner.py --name NAME ...`."""
+"""A learner job: `python [-m mpi4py.futures] -m adaptive_snakemake.job --name NAME`."""
 
 from __future__ import annotations
 
@@ -16,17 +16,25 @@ from adaptive_snakemake.runner import run_to_goal
 from adaptive_snakemake.specs import find_spec, load_specs
 
 log = logging.getLogger("adaptive_snakemake.job")
+LEARNERS_ENV = "ADAPTIVE_SNAKEMAKE_LEARNERS"
 
 
 def _arguments(argv):
     parser = argparse.ArgumentParser(description="Run one learner of learners.yaml to its goal.")
-    parser.add_argument("--learners", required=True, help="the learners.yaml file")
+    parser.add_argument(
+        "--learners",
+        default=os.environ.get(LEARNERS_ENV),
+        help=f"the learners.yaml file (default: ${LEARNERS_ENV}, set by the workflow)",
+    )
     parser.add_argument("--name", required=True, help="the learner's name")
     parser.add_argument(
         "--fingerprint", help="refuse to run if the learner's definition no longer matches"
     )
     parser.add_argument("--root", default=".", help="the workflow directory")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.learners:
+        parser.error(f"give --learners or set {LEARNERS_ENV}")
+    return args
 
 
 def _reporter_factory(spec, root: Path):
@@ -74,3 +82,7 @@ def main(argv=None) -> int:
         # everything that matters is saved and the lock released.
         os._exit(code)
     return 0
+
+
+if __name__ == "__main__":  # mpi4py.futures workers import this module too
+    sys.exit(main())

@@ -31,9 +31,7 @@ LEARNER_KINDS = {
         LearnerKind("Learner2D", "loss_per_triangle", "adaptive.learner.learner2D", 2),
         LearnerKind("LearnerND", "loss_per_simplex", "adaptive.learner.learnerND", -1),
         LearnerKind("AverageLearner", None, None, None),
-        LearnerKind(
-            "AverageLearner1D", "loss_per_interval", "adaptive.learner.learner1D", 1
-        ),
+        LearnerKind("AverageLearner1D", "loss_per_interval", "adaptive.learner.learner1D", 1),
         LearnerKind("SequenceLearner", None, None, None),
         LearnerKind("IntegratorLearner", None, None, 1),
     ]

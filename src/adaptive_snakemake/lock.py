@@ -123,6 +123,7 @@ class LearnerLock:
         self.owner = {**default_owner(), **(owner or {})}
         self.lost = False  # set by the heartbeat if another process took our lock over
         self._token: str | None = None
+        self._holder_pid: int | None = None
         self._stop_heartbeat = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
 
@@ -148,6 +149,7 @@ class LearnerLock:
         announced = None
         while True:
             if self._try_create():
+                self._holder_pid = os.getpid()
                 self._start_holding()
                 return True
             current = _read_lock_file(self.path)
@@ -167,8 +169,8 @@ class LearnerLock:
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock file if it is still ours."""
-        if not self.held:
-            return
+        if not self.held or os.getpid() != self._holder_pid:
+            return  # not held, or a forked child leaving the with block: the parent holds it
         self._stop_heartbeat.set()
         self._heartbeat_thread.join()
         self._heartbeat_thread = None

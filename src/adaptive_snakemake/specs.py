@@ -119,7 +119,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"invalid name: {error.message}"
     if error.validator == "oneOf" and error.absolute_path:
         if error.absolute_path[-1] in _DURATION_KEYS:
-            return f'expected a positive duration such as 90, "90s", "30m", "2h", got {error.instance!r}'
+            return f'expected a positive duration (90, "90s", "30m", "2h"), got {error.instance!r}'
     return error.message
 
 
@@ -176,7 +176,10 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
         fail("tasks", "the sequential executor runs one task; set tasks: 1")
     clash = set(settings["combos"]) & set(settings["fixed"])
     if clash:
-        fail("fixed", f"{', '.join(sorted(clash))} also in combos; a parameter is either varied or fixed")
+        fail(
+            "fixed",
+            f"{', '.join(sorted(clash))} also in combos; a parameter is either varied or fixed",
+        )
     for key, values in settings["combos"].items():
         for value in values:
             if not _SAFE_VALUE.match(format_value(value)):
@@ -248,4 +251,6 @@ def find_spec(specs: list[LearnerSpec], name: str) -> LearnerSpec:
     for spec in specs:
         if spec.name == name:
             return spec
-    raise ConfigError(f"no learner named {name!r} (known sweeps: {sorted({s.sweep for s in specs})})")
+    raise ConfigError(
+        f"no learner named {name!r} (known sweeps: {sorted({s.sweep for s in specs})})"
+    )

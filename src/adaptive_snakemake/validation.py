@@ -33,9 +33,7 @@ def _check_function(spec: LearnerSpec):
                 f"cannot import {spec.function!r}: no module named {error.name!r} "
                 f"(is it importable from {Path.cwd()}?)",
             ) from None
-        raise _SweepProblem(
-            "function", f"importing {module_name!r} failed: {error!r}"
-        ) from None
+        raise _SweepProblem("function", f"importing {module_name!r} failed: {error!r}") from None
     except AttributeError as error:
         raise _SweepProblem("function", f"cannot import {spec.function!r}: {error}") from None
     except Exception as error:
@@ -56,7 +54,9 @@ def _check_function(spec: LearnerSpec):
         signature.bind_partial(None, **names)
     except TypeError as error:
         key = "combos" if set(spec.params) else "fixed"
-        raise _SweepProblem(key, f"{spec.function} does not accept these arguments: {error}")
+        raise _SweepProblem(
+            key, f"{spec.function} does not accept these arguments: {error}"
+        ) from None
 
 
 def _pair(value, where: str) -> tuple[float, float]:
@@ -121,8 +121,7 @@ def _check_learner(spec: LearnerSpec) -> None:
     if not spec.goal and not hasattr(getattr(adaptive, spec.learner), "done"):
         raise _SweepProblem(
             "goal",
-            f"empty, and a {spec.learner} never finishes by itself: "
-            "set npoints, loss or duration",
+            f"empty, and a {spec.learner} never finishes by itself: set npoints, loss or duration",
         )
 
 

@@ -8,7 +8,6 @@ import pytest
 from adaptive_snakemake.errors import ConfigError
 from adaptive_snakemake.metrics.address import (
     ENV_VAR,
-    SIDECAR_ENV_VAR,
     MonitorAddress,
     default_port,
     find_address,
@@ -20,7 +19,7 @@ from adaptive_snakemake.metrics.settings import MonitorSettings
 
 @pytest.fixture(autouse=True)
 def no_monitor_env():
-    saved = {var: os.environ.pop(var, None) for var in (ENV_VAR, SIDECAR_ENV_VAR)}
+    saved = {ENV_VAR: os.environ.pop(ENV_VAR, None)}
     yield
     for var, value in saved.items():
         os.environ.pop(var, None)
@@ -85,7 +84,7 @@ def test_address_lookup_order(tmp_path):
     assert os.environ[ENV_VAR] == address.to_json()
     del os.environ[ENV_VAR]
     assert find_address(tmp_path) == address  # from .adaptive-snakemake/monitor.json
-    os.environ[SIDECAR_ENV_VAR] = "something=else"  # another tool's sidecar: ignored
+    os.environ[ENV_VAR] = "{not json"  # broken: the file still tells
     assert find_address(tmp_path) == address
     os.environ[ENV_VAR] = "off"
     assert find_address(tmp_path) == MonitorAddress.disabled()

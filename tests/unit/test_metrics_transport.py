@@ -17,15 +17,15 @@ import zmq
 
 from adaptive_snakemake.metrics.address import (
     ENV_VAR,
-    SIDECAR_ENV_VAR,
     MonitorAddress,
     publish_address,
 )
-from adaptive_snakemake.metrics.collector import running_collector, start_collector, stop_collector
 from adaptive_snakemake.metrics.keys import ensure_keys, load_key_pair
 from adaptive_snakemake.metrics.paths import metrics_file, status_file
+from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.record import record_problem
 from adaptive_snakemake.metrics.reporter import open_reporter
+from adaptive_snakemake.metrics.service import start_collector, stop_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.status import status
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(autouse=True)
 def no_monitor_env():
-    saved = {var: os.environ.pop(var, None) for var in (ENV_VAR, SIDECAR_ENV_VAR)}
+    saved = {ENV_VAR: os.environ.pop(ENV_VAR, None)}
     yield
     for var, value in saved.items():
         os.environ.pop(var, None)
@@ -205,6 +205,7 @@ def test_job_exits_promptly_with_a_dead_collector_even_without_close(workdir):
         f"""
         from pathlib import Path
         from adaptive_snakemake.metrics.reporter import open_reporter
+from adaptive_snakemake.metrics.service import start_collector, stop_collector
         r = open_reporter("quitter", 1, None, Path({str(workdir)!r}))
         for i in range(100):
             r.send({{"elapsed": 1.0, "npoints": i, "loss": 1.0, "rate": 1.0, "status": "running"}})
@@ -403,7 +404,7 @@ def test_collector_exits_when_its_parent_is_killed(workdir):
             textwrap.dedent(
                 f"""
                 import json, os, sys, time
-                from adaptive_snakemake.metrics.collector import start_collector
+                from adaptive_snakemake.metrics.service import start_collector
                 from adaptive_snakemake.metrics.settings import MonitorSettings
                 settings = MonitorSettings(**json.loads({json.dumps(settings.to_dict())!r}))
                 print(start_collector({str(workdir)!r}, settings, os.getpid()), flush=True)
@@ -440,7 +441,7 @@ def test_start_collector_is_idempotent_and_stop_stops_it(workdir):
     assert json.loads(os.environ[ENV_VAR])["endpoint"].endswith(f":{settings.port}")
     wait_for(lambda: collector_listening(workdir, pid), what="collector")
     assert start_collector(workdir, settings, os.getpid()) == pid
-    # A second collector started by hand (e.g. the PBS sidecar) leaves the first alone.
+    # A second collector started by hand leaves the first alone.
     second = CollectorProcess(workdir, settings)
     second.process = subprocess.Popen(
         [sys.executable, "-m", "adaptive_snakemake.metrics.collector", "--workdir", str(workdir)],
@@ -457,31 +458,6 @@ def test_disabled_monitor_starts_nothing_and_tells_jobs(workdir):
     assert start_collector(workdir, MonitorSettings(enabled=False), os.getpid()) is None
     assert os.environ[ENV_VAR] == json.dumps({"v": 1, "enabled": False})
     assert running_collector(workdir) is None
-
-
-def test_sidecar_prints_the_address_first(workdir):
-    settings = local_settings()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "adaptive_snakemake.metrics.collector",
-            "--sidecar",
-            "--workdir",
-            str(workdir),
-            "--settings",
-            json.dumps(settings.to_dict()),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        address = MonitorAddress.from_json(process.stdout.readline())
-        assert address.endpoint == f"tcp://127.0.0.1:{settings.port}"
-        wait_for(lambda: collector_listening(workdir, process.pid), what="sidecar collector")
-    finally:
-        process.terminate()
-        assert process.wait(10) == 0
 
 
 def test_silent_job_is_marked_stale(workdir):

@@ -65,7 +65,9 @@ def test_names_are_stable_when_a_grid_value_is_added(write_learners):
 
 def test_goal_change_keeps_fingerprint_but_definition_change_does_not(write_learners):
     base = {s.name: s for s in load_specs(write_learners(GRID))}
-    goal = {s.name: s for s in load_specs(write_learners(GRID.replace("npoints: 50", "npoints: 99")))}
+    goal = {
+        s.name: s for s in load_specs(write_learners(GRID.replace("npoints: 50", "npoints: 99")))
+    }
     bounds = {s.name: s for s in load_specs(write_learners(GRID.replace("[-1, 1]", "[-2, 2]")))}
     name = "h/pow~1/a~0.5"
     assert goal[name].goal == {"npoints": 99}
@@ -87,31 +89,68 @@ def test_sweep_without_grid_is_named_by_the_sweep():
 
 
 BAD = [
-    ("unknown top-level key", "sweepz: {}\nsweeps: {s: {function: m:f, learner: Learner1D}}",
-     ["top level", "unknown key 'sweepz'"]),
-    ("unknown sweep key", "sweeps:\n  s: {function: m:f, learner: Learner1D, colour: red}",
-     ["sweep 's'", "unknown key 'colour'"]),
-    ("wrong type", "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: three}",
-     ["sweep 's', key 'tasks'", "'three' is not of type 'integer'"]),
-    ("empty grid", "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: []}}",
-     ["sweep 's', key 'combos.p'", "should be non-empty"]),
-    ("unknown executor", "sweeps:\n  s: {function: m:f, learner: Learner1D, executor: dask}",
-     ["sweep 's', key 'executor'", "'dask' is not one of"]),
-    ("negative interval", "sweeps:\n  s: {function: m:f, learner: Learner1D, save_interval: -5}",
-     ["sweep 's', key 'save_interval'", "duration"]),
-    ("bad duration", "sweeps:\n  s: {function: m:f, learner: Learner1D, goal: {duration: soon}}",
-     ["sweep 's', key 'goal.duration'", "duration"]),
-    ("missing function", "sweeps:\n  s: {learner: Learner1D}",
-     ["sweep 's', key 'function'", "missing"]),
+    (
+        "unknown top-level key",
+        "sweepz: {}\nsweeps: {s: {function: m:f, learner: Learner1D}}",
+        ["top level", "unknown key 'sweepz'"],
+    ),
+    (
+        "unknown sweep key",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, colour: red}",
+        ["sweep 's'", "unknown key 'colour'"],
+    ),
+    (
+        "wrong type",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: three}",
+        ["sweep 's', key 'tasks'", "'three' is not of type 'integer'"],
+    ),
+    (
+        "empty grid",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: []}}",
+        ["sweep 's', key 'combos.p'", "should be non-empty"],
+    ),
+    (
+        "unknown executor",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, executor: dask}",
+        ["sweep 's', key 'executor'", "'dask' is not one of"],
+    ),
+    (
+        "negative interval",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, save_interval: -5}",
+        ["sweep 's', key 'save_interval'", "duration"],
+    ),
+    (
+        "bad duration",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, goal: {duration: soon}}",
+        ["sweep 's', key 'goal.duration'", "duration"],
+    ),
+    (
+        "missing function",
+        "sweeps:\n  s: {learner: Learner1D}",
+        ["sweep 's', key 'function'", "missing"],
+    ),
     ("malformed yaml", "sweeps:\n  s: {function: m:f\n  t: [", ["malformed YAML", "line"]),
-    ("duplicate sweep", "sweeps:\n  s: {function: m:f, learner: Learner1D}\n  s: {function: m:g, learner: Learner1D}",
-     ["duplicate key 's'"]),
-    ("duplicate names", "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [1, '1']}}",
-     ["sweep 's', key 'combos'", "same name 's/p~1'"]),
-    ("unsafe value", "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: ['a/b']}}",
-     ["sweep 's', key 'combos.p'", "file name"]),
-    ("mpi with one rank", "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: 1}",
-     ["sweep 's', key 'tasks'", "at least 2 ranks"]),
+    (
+        "duplicate sweep",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D}\n"
+        "  s: {function: m:g, learner: Learner1D}",
+        ["duplicate key 's'"],
+    ),
+    (
+        "duplicate names",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [1, '1']}}",
+        ["sweep 's', key 'combos'", "same name 's/p~1'"],
+    ),
+    (
+        "unsafe value",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: ['a/b']}}",
+        ["sweep 's', key 'combos.p'", "file name"],
+    ),
+    (
+        "mpi with one rank",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: 1}",
+        ["sweep 's', key 'tasks'", "at least 2 ranks"],
+    ),
     ("no sweeps", "defaults: {tasks: 2}", ["'sweeps' is a required property"]),
     ("not a mapping", "- a\n- b", ["expected a mapping"]),
 ]

@@ -1,4 +1,4 @@
-"""kill -9 of a learner job, or of the whole snakemake run: rerunning resumes from the checkpoint."""
+"""kill -9 of a learner job or of the whole snakemake run: a rerun resumes from the checkpoint."""
 
 import os
 import signal
@@ -47,7 +47,11 @@ def test_killed_learner_job_is_retried_and_resumes(tmp_path, executor):
     run = start_snakemake(workdir)
     try:
         wait_for(lambda: checkpoint_npoints(workdir, "slow") >= 40, 120, "a checkpoint")
-        victims = [p for p in _learner_processes("slow") if "mpi4py.futures" in " ".join(p.cmdline()) or executor != "mpi4py"]
+        victims = [
+            p
+            for p in _learner_processes("slow")
+            if "mpi4py.futures" in " ".join(p.cmdline()) or executor != "mpi4py"
+        ]
         assert victims, "no learner process found"
         for process in victims:
             os.kill(process.pid, signal.SIGKILL)

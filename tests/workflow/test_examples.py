@@ -19,7 +19,16 @@ def test_example_sweeps_run_to_their_goals(tmp_path):
     with open(workdir / "results" / "summary.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 8
-    assert list(rows[0]) == ["name", "sweep", "offset", "width", "npoints", "loss", "elapsed", "attempts"]
+    assert list(rows[0]) == [
+        "name",
+        "sweep",
+        "offset",
+        "width",
+        "npoints",
+        "loss",
+        "elapsed",
+        "attempts",
+    ]
     by_name = {row["name"]: row for row in rows}
     assert int(by_name["peak/offset~0.5/width~0.01"]["npoints"]) >= 200
     assert int(by_name["ring/width~0.2"]["npoints"]) >= 400

@@ -42,7 +42,8 @@ def test_raised_goal_reruns_one_learner_and_continues(tmp_path):
     learners = workdir / "config" / "learners.yaml"
     text = learners.read_text().replace(
         "    learner_kwargs: {bounds: [-1, 1]}\n    fixed: {cost: 0}\n  b:",
-        "    learner_kwargs: {bounds: [-1, 1]}\n    fixed: {cost: 0}\n    goal: {npoints: 60}\n  b:",
+        "    learner_kwargs: {bounds: [-1, 1]}\n    fixed: {cost: 0}\n"
+        "    goal: {npoints: 60}\n  b:",
     )
     assert text != learners.read_text()
     learners.write_text(text)

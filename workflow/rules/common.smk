@@ -1,6 +1,6 @@
 import json
+import os
 import re
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -8,7 +8,9 @@ from adaptive_snakemake.errors import ConfigError
 from adaptive_snakemake.specs import load_specs
 
 LEARNERS_FILE = config["learners"]
-RUN_LEARNER = str(Path(workflow.basedir) / "scripts" / "run_learner.py")
+# Learner jobs read the file named here (locally, and on clusters where every job re-parses
+# this Snakefile); a path in the rule's params would rerun every learner when it changes.
+os.environ.update(ADAPTIVE_SNAKEMAKE_LEARNERS=LEARNERS_FILE)
 
 
 def _load_specs():
@@ -29,7 +31,9 @@ SWEEPS = sorted({spec.sweep for spec in SPECS.values()})
 
 
 def _names_regex(executors):
-    sweeps = sorted({s.sweep for s in SPECS.values() if (s.executor == "mpi4py") == executors})
+    sweeps = sorted(
+        {s.sweep for s in SPECS.values() if (s.executor == "mpi4py") == executors}
+    )
     if not sweeps:
         return "(?!)"  # matches nothing
     return "(" + "|".join(re.escape(sweep) for sweep in sweeps) + ")(/.+)?"
@@ -48,11 +52,19 @@ def get_result_files(wildcards):
 
 
 def get_sweep_results(wildcards):
-    return [f"results/{s.name}/result.json" for s in SPECS.values() if s.sweep == wildcards.sweep]
+    return [
+        f"results/{s.name}/result.json"
+        for s in SPECS.values()
+        if s.sweep == wildcards.sweep
+    ]
 
 
 def get_sweep_learners(wildcards):
-    return [f"results/{s.name}/learner.pickle" for s in SPECS.values() if s.sweep == wildcards.sweep]
+    return [
+        f"results/{s.name}/learner.pickle"
+        for s in SPECS.values()
+        if s.sweep == wildcards.sweep
+    ]
 
 
 def get_fingerprint(wildcards):
@@ -95,7 +107,6 @@ def get_slurm_account(wildcards):
 
 def get_slurm_extra(wildcards):
     return SPECS[wildcards.name].resources.get("slurm_extra")
-
 
 
 def get_sweep_spec_json(wildcards):

@@ -1,4 +1,6 @@
-# One target per learner. The checkpoint (state/<name>.pickle) is deliberately not an
+# One target per learner; its job finds learners.yaml through ADAPTIVE_SNAKEMAKE_LEARNERS
+# (set in common.smk), so that pointing --config learners=... at another file does not
+# rerun learners that did not change. The checkpoint (state/<name>.pickle) is deliberately not an
 # output: Snakemake deletes the outputs of failed jobs, and a retry must resume from it.
 
 
@@ -6,25 +8,27 @@ rule learner_mpi:
     output:
         learner="results/{name}/learner.pickle",
         result="results/{name}/result.json",
-    params:
-        fingerprint=get_fingerprint,
-        goal=get_goal,
     log:
         "logs/learners/{name}.log",
     wildcard_constraints:
         name=MPI_LEARNERS,
+    conda:
+        "../envs/adaptive-snakemake.yaml"
     threads: get_threads
     resources:
-        mpi="mpiexec",
+        mpi="mpiexec",  # profiles/slurm sets srun --mpi=pmi2
         tasks=get_tasks,
         runtime=get_runtime,
         mem_mb=get_mem_mb,
         slurm_partition=get_slurm_partition,
         slurm_account=get_slurm_account,
         slurm_extra=get_slurm_extra,
+    params:
+        fingerprint=get_fingerprint,
+        goal=get_goal,
     shell:
-        "{resources.mpi} -n {resources.tasks} python -m mpi4py.futures {RUN_LEARNER:q}"
-        " --learners {LEARNERS_FILE:q} --name {wildcards.name:q}"
+        "{resources.mpi} -n {resources.tasks} python -m mpi4py.futures -m adaptive_snakemake.job"
+        " --name {wildcards.name:q}"
         " --fingerprint {params.fingerprint} > {log:q} 2>&1"
 
 
@@ -32,13 +36,12 @@ rule learner:
     output:
         learner="results/{name}/learner.pickle",
         result="results/{name}/result.json",
-    params:
-        fingerprint=get_fingerprint,
-        goal=get_goal,
     log:
         "logs/learners/{name}.log",
     wildcard_constraints:
         name=OTHER_LEARNERS,
+    conda:
+        "../envs/adaptive-snakemake.yaml"
     threads: get_threads
     resources:
         runtime=get_runtime,
@@ -46,7 +49,9 @@ rule learner:
         slurm_partition=get_slurm_partition,
         slurm_account=get_slurm_account,
         slurm_extra=get_slurm_extra,
+    params:
+        fingerprint=get_fingerprint,
+        goal=get_goal,
     shell:
-        "python {RUN_LEARNER:q}"
-        " --learners {LEARNERS_FILE:q} --name {wildcards.name:q}"
+        "python -m adaptive_snakemake.job --name {wildcards.name:q}"
         " --fingerprint {params.fingerprint} > {log:q} 2>&1"

@@ -6,6 +6,8 @@ rule summary:
     log:
         "logs/summary.log",
     localrule: True
+    conda:
+        "../envs/adaptive-snakemake.yaml"
     script:
         "../scripts/summary.py"
 
@@ -16,10 +18,12 @@ rule plot_sweep:
         learners=get_sweep_learners,
     output:
         "results/plots/{sweep}.png",
-    params:
-        specs=get_sweep_spec_json,
     log:
         "logs/plots/{sweep}.log",
     localrule: True
+    conda:
+        "../envs/adaptive-snakemake.yaml"
+    params:
+        specs=get_sweep_spec_json,
     script:
         "../scripts/plot_sweep.py"

@@ -7,10 +7,11 @@ The workflow publishes one small JSON object (no secrets, only paths to key file
      "client_secret_key": "/abs/.adaptive-snakemake/keys/client.key_secret",
      "max_record_bytes": 4096}
 
-or {"v": 1, "enabled": false}. Jobs look for it, first found wins, in:
-the environment variable ADAPTIVE_SNAKEMAKE_MONITOR (the JSON itself, or "off"),
-SNAKEMAKE_CLUSTER_SIDECAR_VARS (what the PBS sidecar printed), and the file
-.adaptive-snakemake/monitor.json in the workflow directory.
+or {"v": 1, "enabled": false}. Jobs look for it, first found wins, in the environment
+variable ADAPTIVE_SNAKEMAKE_MONITOR (the JSON itself, or "off"; set in snakemake's
+environment by `start_collector`, so local jobs, SLURM jobs (--export=ALL) and PBS jobs
+(qsub -V) inherit it), then in the file .adaptive-snakemake/monitor.json of the
+workflow directory (shared file system).
 """
 
 import hashlib
@@ -26,7 +27,6 @@ from adaptive_snakemake.metrics.record import DEFAULT_MAX_RECORD_BYTES
 from adaptive_snakemake.metrics.settings import MonitorSettings
 
 ENV_VAR = "ADAPTIVE_SNAKEMAKE_MONITOR"
-SIDECAR_ENV_VAR = "SNAKEMAKE_CLUSTER_SIDECAR_VARS"
 PORT_BASE = 20000
 PORT_SPAN = 20000
 
@@ -110,13 +110,12 @@ def publish_address(workdir: str | os.PathLike, address: MonitorAddress) -> None
 
 def find_address(workdir: str | os.PathLike | None = None) -> MonitorAddress:
     """The address a job should report to; disabled if none is published or readable."""
-    for var in (ENV_VAR, SIDECAR_ENV_VAR):
-        text = os.environ.get(var)
-        if text:
-            try:
-                return MonitorAddress.from_json(text)
-            except (ValueError, TypeError):
-                continue  # the sidecar variable may belong to another tool
+    text = os.environ.get(ENV_VAR)
+    if text:
+        try:
+            return MonitorAddress.from_json(text)
+        except (ValueError, TypeError):
+            pass  # a broken variable must not cost the job its metrics: try the file
     if workdir is not None:
         try:
             return MonitorAddress.from_json(monitor_file(workdir).read_text())

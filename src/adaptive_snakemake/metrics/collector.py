@@ -9,21 +9,16 @@ that is not a valid record is dropped and counted; nothing is ever unpickled. It
 exits on SIGTERM/SIGINT or as soon as its parent (snakemake) is gone, even after
 `kill -9`. One collector per workflow: it holds a lock on .adaptive-snakemake/collector.pid.
 
-`start_collector` and `stop_collector` are what the Snakefile's onstart/onsuccess/onerror call.
-With `--sidecar` it is the cluster-generic (PBS) sidecar: its first stdout line is the
-monitor address, which the plugin hands to jobs as SNAKEMAKE_CLUSTER_SIDECAR_VARS.
+Started and stopped by `adaptive_snakemake.metrics.service` (the Snakefile's handlers).
 """
 
 import argparse
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
 import resource
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,8 +28,9 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from adaptive_snakemake.metrics import paths
-from adaptive_snakemake.metrics.address import MonitorAddress, bind_endpoint, publish_address
+from adaptive_snakemake.metrics.address import bind_endpoint
 from adaptive_snakemake.metrics.keys import KeyFiles, ensure_keys, load_key_pair
+from adaptive_snakemake.metrics.pidfile import CollectorRunning, take_lock, write_info
 from adaptive_snakemake.metrics.record import _decode, encode_record, is_valid_record
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.state import LatestState
@@ -44,11 +40,8 @@ log = logging.getLogger("adaptive_snakemake.collector")
 MAX_FRAME_BYTES = 1 << 16  # ZeroMQ disconnects a peer sending more: bounds memory per frame
 DRAIN_BATCH = 5000  # frames handled between housekeeping checks
 PARENT_CHECK_S = 0.5
+STATUS_IDLE_REWRITE_S = 3.0  # status.json "updated" shows the collector alive (status: < 10 s)
 DROP_REASONS = ("too_large", "not_json", "invalid", "multipart")
-
-
-class CollectorRunning(RuntimeError):
-    """Another collector already serves this workflow directory."""
 
 
 class Collector:
@@ -67,6 +60,8 @@ class Collector:
         self.started = time.time()
         self.stopping = False
         self._last_error_report = -1e9
+        self._received_at_status = -1
+        self._status_due = 0.0
         self._lock_fd = None
         self._context = None
         self._auth = None
@@ -77,7 +72,7 @@ class Collector:
 
     def open(self) -> None:
         """Take the workflow's collector lock, open the files and bind the socket."""
-        self._lock_fd = _take_lock(paths.pid_file(self.workdir))
+        self._lock_fd = take_lock(paths.pid_file(self.workdir))
         metrics_path = paths.metrics_file(self.workdir)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         self._metrics = open(metrics_path, "ab", buffering=1 << 16)  # noqa: SIM115
@@ -96,14 +91,13 @@ class Collector:
             sock.curve_publickey = public
             sock.curve_secretkey = secret
         sock.bind(self.endpoint)
-        os.ftruncate(self._lock_fd, 0)
         info = {
             "pid": os.getpid(),
             "parent_pid": self.parent_pid,
             "endpoint": self.endpoint,
             "started": self.started,
         }
-        os.pwrite(self._lock_fd, json.dumps(info).encode() + b"\n", 0)
+        write_info(self._lock_fd, info)
         self.write_status()
         log.info(
             "collector %d listening on %s (curve=%s)",
@@ -164,7 +158,10 @@ class Collector:
                 next_status = now + self.settings.status_interval
                 try:
                     self._metrics.flush()
-                    self.write_status()
+                    # Unchanged state is rewritten only now and then: 10,000 learners make
+                    # a status.json of some MB, often on a shared file system.
+                    if self.received != self._received_at_status or now >= self._status_due:
+                        self.write_status()
                 except OSError as exc:
                     self._report_error(exc)
 
@@ -237,128 +234,8 @@ class Collector:
 
     def write_status(self) -> None:
         _write_atomically(paths.status_file(self.workdir), self.state.snapshot(self.counters()))
-
-
-# -- helpers for the Snakefile and the CLI ----------------------------------------------------
-
-_spawned: list[subprocess.Popen] = []  # kept so Python reaps them without ResourceWarnings
-
-
-def running_collector(workdir: str | os.PathLike) -> dict | None:
-    """Pidfile contents ({pid, parent_pid, endpoint, started}) of the live collector, or None."""
-    path = paths.pid_file(workdir)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            # Locked: a collector runs. Its pid is written right after it binds.
-            info = {}
-            for _ in range(40):
-                info = _read_json(path) or {}
-                if info.get("pid"):
-                    break
-                time.sleep(0.05)
-            return info if info.get("pid") else {"pid": None}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-def start_collector(
-    workdir: str | os.PathLike, settings: MonitorSettings, parent_pid: int
-) -> int | None:
-    """Publish the monitor address and start the collector in the background; its pid.
-
-    Returns at once (the collector binds in its own time). A no-op returning the pid if
-    a live collector already serves `workdir`; None (and jobs told "off") if disabled.
-    Also sets ADAPTIVE_SNAKEMAKE_MONITOR in this process's environment for the jobs.
-    """
-    workdir = Path(workdir).resolve()
-    if not settings.enabled:
-        publish_address(workdir, MonitorAddress.disabled())
-        return None
-    keys = ensure_keys(workdir) if settings.curve else None
-    publish_address(workdir, MonitorAddress.for_workflow(workdir, settings, keys))
-    running = running_collector(workdir)
-    if running is not None:
-        if running.get("parent_pid") in (parent_pid, None) or _alive(running.get("parent_pid")):
-            return running.get("pid")
-        # Left over from a snakemake killed a moment ago: it is about to exit by itself.
-        if not _wait_until(lambda: running_collector(workdir) is None, 2.0):
-            stop_collector(workdir)
-    log_path = paths.collector_log(workdir)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "adaptive_snakemake.metrics.collector",
-                "--workdir",
-                str(workdir),
-                "--parent-pid",
-                str(parent_pid),
-                "--settings",
-                json.dumps(settings.to_dict()),
-            ],
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,  # a Ctrl-C in snakemake's terminal reaches it via onerror only
-            close_fds=True,
-        )
-    _spawned.append(process)
-    return process.pid
-
-
-def stop_collector(workdir: str | os.PathLike, timeout: float = 5.0) -> bool:
-    """Stop the workflow's collector (SIGTERM, then SIGKILL); True if one was running."""
-    running = running_collector(workdir)
-    if running is None:
-        return False
-    pid = running.get("pid")
-    if not pid:
-        return not _wait_until(lambda: running_collector(workdir) is None, timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not _wait_until(lambda: running_collector(workdir) is None, timeout):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        _wait_until(lambda: running_collector(workdir) is None, timeout)
-    for process in list(_spawned):
-        if process.poll() is not None:
-            _spawned.remove(process)
-    return True
-
-
-# -- small utilities ----------------------------------------------------------------------------
-
-
-def _take_lock(path: Path, attempts: int = 20) -> int:
-    """Lock the pidfile for the collector's lifetime. Retried for a second: `status` and
-    `start_collector` probe the lock for an instant, which must not look like a collector."""
-    paths.ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    for attempt in range(attempts):
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
-        if attempt + 1 < attempts:
-            time.sleep(0.05)
-    os.close(fd)
-    raise CollectorRunning(f"a collector already runs for {path.parent.parent}")
+        self._received_at_status = self.received
+        self._status_due = time.monotonic() + STATUS_IDLE_REWRITE_S
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -366,13 +243,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
     with open(tmp, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _process_or_none(pid):
@@ -387,25 +257,6 @@ def _process_or_none(pid):
 class _GoneProcess:
     def is_running(self):
         return False
-
-
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _wait_until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
 
 
 def _raise_fd_limit() -> None:
@@ -434,31 +285,13 @@ def main(argv=None) -> int:
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
     parser.add_argument("--settings", help="monitor settings as JSON (default: read --config)")
     parser.add_argument("--config", help="config.yaml to read `monitor:` from")
-    parser.add_argument(
-        "--sidecar",
-        action="store_true",
-        help="print the monitor address as the first stdout line; parent defaults to our parent",
-    )
     args = parser.parse_args(argv)
     workdir = Path(args.workdir).resolve()
     settings = _settings_from_args(args)
-    parent_pid = (
-        args.parent_pid if args.parent_pid is not None else (os.getppid() if args.sidecar else None)
-    )
-    paths.collector_log(workdir).parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
-        filename=paths.collector_log(workdir) if args.sidecar else None,
-        level=logging.INFO,
-        format="%(asctime)s collector %(process)d %(levelname)s %(message)s",
+        level=logging.INFO, format="%(asctime)s collector %(process)d %(levelname)s %(message)s"
     )
-    if args.sidecar:
-        keys = ensure_keys(workdir) if settings.curve else None
-        address = MonitorAddress.for_workflow(workdir, settings, keys)
-        publish_address(workdir, address)
-        print(address.to_json(), flush=True)
-        if not settings.enabled:
-            return 0
-    collector = Collector(workdir, settings, parent_pid)
+    collector = Collector(workdir, settings, args.parent_pid)
 
     def stop(signum, frame):
         collector.stopping = True

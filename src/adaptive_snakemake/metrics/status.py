@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from adaptive_snakemake.metrics import paths
-from adaptive_snakemake.metrics.collector import running_collector
 from adaptive_snakemake.metrics.history import last_record, learner_log_files
+from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.state import STATES, state_of
 
@@ -205,39 +205,72 @@ def summary_line(frame: pd.DataFrame, reader: StatusReader, now: float) -> str:
     return line
 
 
-def render(frame: pd.DataFrame, reader: StatusReader, now: float, limit: int | None = None):
+# (header, justify); dropped right to left in DROP_ORDER when the terminal is too narrow.
+TABLE_COLUMNS = (
+    ("Learner", "left"),
+    ("State", "left"),
+    ("Points", "right"),
+    ("Loss", "right"),
+    ("Rate", "right"),
+    ("CPU", "right"),
+    ("Memory", "right"),
+    ("Attempts", "right"),
+    ("Host", "left"),
+    ("Last heard", "right"),
+)
+DROP_ORDER = ("Host", "Attempts", "Memory", "CPU", "Rate", "Last heard", "Loss")
+NAME_MIN_WIDTH = 24
+
+
+def _cells(row, now: float) -> list[str]:
+    return [
+        row.name,
+        row.state,
+        _fmt_number(row.npoints, ",.0f"),
+        _fmt_number(row.loss, ".3g"),
+        _fmt_number(row.rate, ".3g", "/s"),
+        _fmt_number(row.cpu, ".0f", "%"),
+        _fmt_number(row.rss_mb, ",.0f", " MB"),
+        _fmt_number(row.attempts, "d"),
+        row.host if isinstance(row.host, str) else "",
+        _fmt_age(row.last_seen, now),
+    ]
+
+
+def render(
+    frame: pd.DataFrame,
+    reader: StatusReader,
+    now: float,
+    limit: int | None = None,
+    width: int | None = None,
+):
+    """The summary line and the table, as a rich renderable; columns that do not fit in
+    `width` are left out, least important first (the learner name is folded, never cut)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for header, justify in (
-        ("Learner", "left"),
-        ("State", "left"),
-        ("Points", "right"),
-        ("Loss", "right"),
-        ("Rate", "right"),
-        ("CPU", "right"),
-        ("Memory", "right"),
-        ("Attempts", "right"),
-        ("Host", "left"),
-        ("Last heard", "right"),
-    ):
-        table.add_column(header, justify=justify, no_wrap=header != "Learner")
     shown = frame if limit is None else frame.head(limit)
-    for row in shown.itertuples(index=False):
-        table.add_row(
-            row.name,
-            Text(row.state, style=STATE_STYLE[row.state]),
-            _fmt_number(row.npoints, ",.0f"),
-            _fmt_number(row.loss, ".3g"),
-            _fmt_number(row.rate, ".3g", "/s"),
-            _fmt_number(row.cpu, ".0f", "%"),
-            _fmt_number(row.rss_mb, ",.0f", " MB"),
-            _fmt_number(row.attempts, "d"),
-            row.host if isinstance(row.host, str) else "",
-            _fmt_age(row.last_seen, now),
-        )
+    rows = [_cells(row, now) for row in shown.itertuples(index=False)]
+    headers = [header for header, _ in TABLE_COLUMNS]
+    widths = [max([len(h)] + [len(r[k]) for r in rows]) for k, h in enumerate(headers)]
+    keep = list(range(len(headers)))
+    if width is not None:
+        name_width = min(widths[0], max(NAME_MIN_WIDTH, width // 3))
+        for header in DROP_ORDER:
+            if name_width + sum(widths[k] + 2 for k in keep[1:]) <= width:
+                break
+            keep.remove(headers.index(header))
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    for k in keep:
+        header, justify = TABLE_COLUMNS[k]
+        if k == 0:
+            table.add_column(header, justify=justify, overflow="fold", min_width=min(widths[0], 16))
+        else:
+            table.add_column(header, justify=justify, no_wrap=True)
+    for row in rows:
+        cells = [Text(row[k], style=STATE_STYLE[row[1]]) if k == 1 else row[k] for k in keep]
+        table.add_row(*cells)
     parts = [Text(summary_line(frame, reader, now)), table]
     if len(shown) < len(frame):
         parts.append(Text(f"... {len(frame) - len(shown)} more (use --state or --limit)", "dim"))
@@ -321,13 +354,13 @@ def main_status(argv=None) -> int:
 
     console = Console()
     if not args.watch:
-        console.print(render(current(), reader, time.time(), args.limit))
+        console.print(render(current(), reader, time.time(), args.limit, console.width))
         return 0
     from rich.live import Live
 
     def view():
         limit = args.limit if args.limit is not None else max(1, console.size.height - 4)
-        return render(current(), reader, time.time(), limit)
+        return render(current(), reader, time.time(), limit, console.width)
 
     try:
         with Live(view(), console=console, auto_refresh=False, screen=False) as live:

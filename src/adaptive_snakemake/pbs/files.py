@@ -11,7 +11,9 @@ Layout (default ``<workdir>/.snakemake/pbs/``, override ``ADAPTIVE_SNAKEMAKE_PBS
     sidecar.log       the sidecar's own diagnostics
     cancel.log        qdel output
     cancelled.tsv     ids the cancel command has passed to qdel (one per line)
-    sidecar.lock      held by the sidecar that owns status.json
+    sidecar.lock      held by the sidecar that owns status.json (a second sidecar in the
+                      same directory writes status-<pid>.json instead)
+    flavour           the PBS flavour detected from qstat, when not set explicitly
 
 The registry is append-only while snakemake runs: a line shorter than PIPE_BUF written
 with O_APPEND is never interleaved with another writer's line on the same host.
@@ -70,15 +72,41 @@ class StateDir:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root).absolute() if root else default_state_dir()
 
-    registry = property(lambda self: self.root / "jobs.tsv")
-    exit_dir = property(lambda self: self.root / "exit")
-    scripts_dir = property(lambda self: self.root / "scripts")
-    cache = property(lambda self: self.root / "status.json")
-    qstat_log = property(lambda self: self.root / "qstat-calls.log")
-    sidecar_log = property(lambda self: self.root / "sidecar.log")
-    cancel_log = property(lambda self: self.root / "cancel.log")
-    cancelled = property(lambda self: self.root / "cancelled.tsv")
-    lock = property(lambda self: self.root / "sidecar.lock")
+    @property
+    def registry(self) -> Path:
+        return self.root / "jobs.tsv"
+
+    @property
+    def exit_dir(self) -> Path:
+        return self.root / "exit"
+
+    @property
+    def scripts_dir(self) -> Path:
+        return self.root / "scripts"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "status.json"
+
+    @property
+    def qstat_log(self) -> Path:
+        return self.root / "qstat-calls.log"
+
+    @property
+    def sidecar_log(self) -> Path:
+        return self.root / "sidecar.log"
+
+    @property
+    def cancel_log(self) -> Path:
+        return self.root / "cancel.log"
+
+    @property
+    def cancelled(self) -> Path:
+        return self.root / "cancelled.tsv"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "sidecar.lock"
 
     def ensure(self) -> StateDir:
         for d in (self.root, self.exit_dir, self.scripts_dir):

@@ -1,0 +1,77 @@
+"""The collector's pidfile: locked (flock) by the live collector for its whole life.
+
+The lock, not the pid, says whether a collector runs: it disappears with the process,
+however that ends, and a reused pid cannot fool it.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+
+from adaptive_snakemake.metrics import paths
+
+
+class CollectorRunning(RuntimeError):
+    """Another collector already serves this workflow directory."""
+
+
+def take_lock(path: Path, attempts: int = 20) -> int:
+    """Lock the pidfile for the collector's lifetime. Retried for a second: `status` and
+    `start_collector` probe the lock for an instant, which must not look like a collector."""
+    paths.ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+        if attempt + 1 < attempts:
+            time.sleep(0.05)
+    os.close(fd)
+    raise CollectorRunning(f"a collector already runs for {path.parent.parent}")
+
+
+def write_info(fd: int, info: dict) -> None:
+    """Record {pid, parent_pid, endpoint, started} in the locked pidfile."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+
+
+def running_collector(workdir: str | os.PathLike) -> dict | None:
+    """Pidfile contents ({pid, parent_pid, endpoint, started}) of the live collector, or None."""
+    path = paths.pid_file(workdir)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            # Locked: a collector runs. Its pid is written right after it binds.
+            info = {}
+            for _ in range(40):
+                info = _read_json(path) or {}
+                if info.get("pid"):
+                    break
+                time.sleep(0.05)
+            return info if info.get("pid") else {"pid": None}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
