@@ -5,6 +5,11 @@
 #   scripts/setup-test-slurm.sh          install if needed, (re)start what is down, verify
 #   scripts/setup-test-slurm.sh --stop   stop the daemons (packages and data stay)
 #
+# Result: cluster "testcluster", one node (this host, 8 CPUs declared), partition
+# "debug" (default, no time limit), account "adaptive" (root's default account),
+# slurmdbd accounting (sacct), MpiDefault=none (use srun --mpi=pmi2), and the
+# torque wrappers qsub/qstat/qdel.
+#
 # Idempotent: when the cluster is already up it only checks it (about a second).
 # Safe to run from several test sessions at once (one run at a time, via flock).
 # Environment: SLURM_TEST_CPUS (CPUs the node declares, default 8; more than the
@@ -89,7 +94,7 @@ pid_alive() {
 }
 
 usage() {
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
 }
 
 # ---------------------------------------------------------------- stop
@@ -194,6 +199,8 @@ SwitchType=switch/none
 ReturnToService=2
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
+# Start jobs that become eligible later (requeued, --begin) within seconds, not 30-60 s.
+SchedulerParameters=bf_interval=5,sched_interval=5
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # Without a default, a job that asks for no memory would take the whole node.

@@ -167,9 +167,10 @@ def _restore_learner1d(learner: Learner1D, data: dict) -> None:
     learner without points or pending points (so the "combined" structures equal the real
     ones and nothing needs interpolating). That code checks ``ival in reversed(self.losses)``
     for every interval: a linear scan of the sorted dict, hence its quadratic time. Telling
-    points one by one is fast but not equivalent: its losses are computed with the scale of
-    the moment, and ``ask`` would then choose other points. Tests compare this with
-    adaptive's own load (data, neighbours, losses, ``loss()``, the next ``ask``).
+    points one by one is fast but not equivalent: each loss is computed with the y-scale of
+    its moment (recomputed only when the scale doubles), so losses and the next ``ask`` can
+    differ. Tests compare this with adaptive's own load (data, neighbours, losses,
+    ``loss()``, the next ``ask``, even the types of the numbers).
     """
     learner.data.update(data)
     points = np.array(list(learner.data.keys()))

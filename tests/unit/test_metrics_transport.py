@@ -205,7 +205,6 @@ def test_job_exits_promptly_with_a_dead_collector_even_without_close(workdir):
         f"""
         from pathlib import Path
         from adaptive_snakemake.metrics.reporter import open_reporter
-from adaptive_snakemake.metrics.service import start_collector, stop_collector
         r = open_reporter("quitter", 1, None, Path({str(workdir)!r}))
         for i in range(100):
             r.send({{"elapsed": 1.0, "npoints": i, "loss": 1.0, "rate": 1.0, "status": "running"}})
