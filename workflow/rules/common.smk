@@ -1,6 +1,7 @@
 import json
 import os
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -71,42 +72,56 @@ def get_fingerprint(wildcards):
     return SPECS[wildcards.name].fingerprint
 
 
-def get_goal(wildcards):
-    """A params entry, so that a changed goal reruns (and continues) just that learner."""
-    return json.dumps(SPECS[wildcards.name].goal, sort_keys=True)
+def _goal_text(spec):
+    return json.dumps(spec.goal, sort_keys=True)
 
 
-def get_tasks(wildcards):
-    return SPECS[wildcards.name].tasks
-
-
-def get_threads(wildcards):
+def _threads(spec):
     """Cores to reserve on this machine. MPI rank 0 only hands out points and sleeps while
     the workers compute, so an MPI learner keeps tasks - 1 cores busy."""
-    spec = SPECS[wildcards.name]
     return max(1, spec.tasks - 1) if spec.executor == "mpi4py" else spec.tasks
 
 
-def get_mem_mb(wildcards):
-    return SPECS[wildcards.name].resources.get("mem_mb")
+# Resources each learner job may carry besides runtime (which grows per attempt).
+LEARNER_RESOURCES = {
+    "tasks": lambda spec: spec.tasks if spec.executor == "mpi4py" else None,
+    "mem_mb": lambda spec: spec.resources.get("mem_mb"),
+    "slurm_partition": lambda spec: spec.resources.get("slurm_partition"),
+    "slurm_account": lambda spec: spec.resources.get("slurm_account"),
+    "slurm_extra": lambda spec: spec.resources.get("slurm_extra"),
+}
+
+
+def per_learner(value_of, mpi):
+    """`value_of(spec)` for the learners of one executor kind (MPI or not).
+
+    A constant when all those learners agree: Snakemake calls a function several times
+    per job, which at 10,000 learners costs seconds per function.
+    """
+    values = {value_of(s) for s in SPECS.values() if (s.executor == "mpi4py") == mpi}
+    if len(values) == 1:
+        return values.pop()
+
+    def of_learner(wildcards):
+        return value_of(SPECS[wildcards.name])
+
+    return of_learner
+
+
+def learner_resources(mpi):
+    """The resources of LEARNER_RESOURCES that some learner sets, per_learner."""
+    resources = {}
+    for key, value_of in LEARNER_RESOURCES.items():
+        value = per_learner(value_of, mpi)
+        if value is not None:
+            resources[key] = value
+    return resources
 
 
 def get_runtime(wildcards, attempt):
     """Minutes; grows per retry so a learner stopped by its walltime gets more next time."""
     base = SPECS[wildcards.name].resources["runtime"]
     return round(base * config["runtime_growth"] ** (attempt - 1))
-
-
-def get_slurm_partition(wildcards):
-    return SPECS[wildcards.name].resources.get("slurm_partition")
-
-
-def get_slurm_account(wildcards):
-    return SPECS[wildcards.name].resources.get("slurm_account")
-
-
-def get_slurm_extra(wildcards):
-    return SPECS[wildcards.name].resources.get("slurm_extra")
 
 
 def get_sweep_spec_json(wildcards):

@@ -14,22 +14,18 @@ rule learner_mpi:
         name=MPI_LEARNERS,
     conda:
         "../envs/adaptive-snakemake.yaml"
-    threads: get_threads
+    threads: per_learner(_threads, mpi=True)
     resources:
+        **learner_resources(mpi=True),
         mpi="mpiexec",  # profiles/slurm sets srun --mpi=pmi2
-        tasks=get_tasks,
         runtime=get_runtime,
-        mem_mb=get_mem_mb,
-        slurm_partition=get_slurm_partition,
-        slurm_account=get_slurm_account,
-        slurm_extra=get_slurm_extra,
     params:
         fingerprint=get_fingerprint,
-        goal=get_goal,
+        goal=per_learner(_goal_text, mpi=True),
     shell:
         "{resources.mpi} -n {resources.tasks} python -m mpi4py.futures -m adaptive_snakemake.job"
         " --name {wildcards.name:q}"
-        " --fingerprint {params.fingerprint} > {log:q} 2>&1"
+        " --fingerprint {params.fingerprint} >> {log:q} 2>&1"
 
 
 rule learner:
@@ -42,16 +38,13 @@ rule learner:
         name=OTHER_LEARNERS,
     conda:
         "../envs/adaptive-snakemake.yaml"
-    threads: get_threads
+    threads: per_learner(_threads, mpi=False)
     resources:
+        **learner_resources(mpi=False),
         runtime=get_runtime,
-        mem_mb=get_mem_mb,
-        slurm_partition=get_slurm_partition,
-        slurm_account=get_slurm_account,
-        slurm_extra=get_slurm_extra,
     params:
         fingerprint=get_fingerprint,
-        goal=get_goal,
+        goal=per_learner(_goal_text, mpi=False),
     shell:
         "python -m adaptive_snakemake.job --name {wildcards.name:q}"
-        " --fingerprint {params.fingerprint} > {log:q} 2>&1"
+        " --fingerprint {params.fingerprint} >> {log:q} 2>&1"

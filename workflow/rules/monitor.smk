@@ -1,1 +1,22 @@
-# Live metrics: filled in by the metrics work.
+# Live metrics: a ZeroMQ collector beside the workflow (see README, "Watching a run").
+# Handlers run in the main snakemake process only; imports stay inside them so that the
+# Snakefile re-parsed inside every cluster job stays cheap.
+
+
+onstart:
+    from adaptive_snakemake.metrics.service import start_collector
+    from adaptive_snakemake.metrics.settings import MonitorSettings
+
+    start_collector(Path.cwd(), MonitorSettings.from_config(config.get("monitor")), os.getpid())
+
+
+onsuccess:
+    from adaptive_snakemake.metrics.service import stop_collector
+
+    stop_collector(Path.cwd())
+
+
+onerror:
+    from adaptive_snakemake.metrics.service import stop_collector
+
+    stop_collector(Path.cwd())

@@ -57,7 +57,7 @@ class Reporter:
             "v": VERSION,
             "name": name,
             "attempt": attempt,
-            "job_id": job_id(),
+            "job_id": job_id()[:128],
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
         }

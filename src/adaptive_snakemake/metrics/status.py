@@ -352,7 +352,8 @@ def main_status(argv=None) -> int:
         return 0
     from rich.console import Console
 
-    console = Console()
+    # Piped into a file or a pager: show every column rather than rich's 80-column default.
+    console = Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=160)
     if not args.watch:
         console.print(render(current(), reader, time.time(), args.limit, console.width))
         return 0
