@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         return 2
     lock = LearnerLock(paths.lock(spec.name, root))
     with lock:
-        code = run_to_goal(spec, root, _reporter_factory(spec, root))
+        code = run_to_goal(spec, root, _reporter_factory(spec, root), lock)
     if code != 0:
         logging.shutdown()
         # Busy MPI workers or pool processes could hold up a normal exit past the walltime;

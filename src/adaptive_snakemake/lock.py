@@ -155,7 +155,8 @@ class LearnerLock:
             current = _read_lock_file(self.path)
             if current is None:
                 continue  # released between our create and our read: try again at once
-            if timer.unchanged_for("lock", current.signature) >= self.stale_after:
+            dead = self._holder_died_on_this_host(current)
+            if dead or timer.unchanged_for("lock", current.signature) >= self.stale_after:
                 if self._take_over(current, timer):
                     continue
             elif current.generation != announced:
@@ -166,6 +167,20 @@ class LearnerLock:
                 return False
             remaining = self.poll if deadline is None else deadline - time.monotonic()
             time.sleep(max(0.0, min(self.poll, remaining)))
+
+    def _holder_died_on_this_host(self, current: _LockFile) -> bool:
+        """A holder on our own host whose process is gone is dead now: no need to wait
+        stale_after for its heartbeat to age (a rerun after kill -9 resumes at once)."""
+        info = current.info or {}
+        if info.get("host") != self.owner.get("host") or not isinstance(info.get("pid"), int):
+            return False
+        try:
+            os.kill(info["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, someone else's
+        return False
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock file if it is still ours."""

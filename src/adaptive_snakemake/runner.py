@@ -36,6 +36,10 @@ class StopRequested(Exception):
         self.signum = signum
 
 
+class LockLost(RuntimeError):
+    """Another job took over this learner's lock (our heartbeat stalled): stop, write nothing."""
+
+
 class _SignalFlag:
     def __init__(self):
         self.signum: int | None = None
@@ -79,10 +83,11 @@ def _set_aside_foreign_checkpoint(spec: LearnerSpec, root: Path, meta: dict) -> 
 class LearnerRun:
     """One attempt at one learner: restore, loop to the goal, save, write results."""
 
-    def __init__(self, spec: LearnerSpec, root: Path = Path("."), reporter=None):
+    def __init__(self, spec: LearnerSpec, root: Path = Path("."), reporter=None, lock=None):
         self.spec = spec
         self.root = root
         self.reporter = reporter
+        self.lock = lock
         self.learner = build_learner(spec)
         meta = _set_aside_foreign_checkpoint(spec, root, read_meta(spec.name, root))
         self.restored_npoints = restore_learner(self.learner, paths.checkpoint(spec.name, root))
@@ -115,6 +120,8 @@ class LearnerRun:
 
     def save(self) -> None:
         """Checkpoint now. Raises if it cannot be written: losing data silently is worse."""
+        if self.lock is not None and self.lock.lost:
+            raise LockLost(f"another job took over {self.spec.name}; this one stops unsaved")
         started = time.monotonic()
         self._report("saving")
         save_learner(self.learner, paths.checkpoint(self.spec.name, self.root))
@@ -173,6 +180,8 @@ class LearnerRun:
                     npoints = learner_npoints(self.learner)
                     self._report("running", (npoints - points_at_report) / (now - last_report))
                     points_at_report, last_report = npoints, now
+        except LockLost:
+            raise
         except BaseException:
             for future in pending:
                 future.cancel()
@@ -207,7 +216,7 @@ class LearnerRun:
         return result
 
 
-def run_to_goal(spec: LearnerSpec, root: Path = Path("."), open_reporter=None) -> int:
+def run_to_goal(spec: LearnerSpec, root: Path = Path("."), open_reporter=None, lock=None) -> int:
     """Run one learner to its goal and write its results; returns the job's exit code.
 
     On a signal or a failing function the learner is saved first, so a retry resumes.
@@ -215,7 +224,7 @@ def run_to_goal(spec: LearnerSpec, root: Path = Path("."), open_reporter=None) -
     """
     flag = _SignalFlag()
     flag.install()
-    run = LearnerRun(spec, root)
+    run = LearnerRun(spec, root, lock=lock)
     if open_reporter is not None:
         run.reporter = open_reporter(run.attempts)
     try:
@@ -228,6 +237,9 @@ def run_to_goal(spec: LearnerSpec, root: Path = Path("."), open_reporter=None) -
 def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
     try:
         reached = run.run(flag)
+    except LockLost as lost:
+        log.error("%s", lost)
+        return 1
     except StopRequested as stop:
         log.warning("received %s: saved %d points; exiting so a retry resumes", stop, _n(run))
         run._report("failed")

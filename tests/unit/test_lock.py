@@ -4,6 +4,9 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -37,9 +40,12 @@ def assert_never_two_holders(lock_path):
     return events
 
 
-def hold_lock(lock_path, job_id, hold, messages, rounds=1, barrier=None, lock_kwargs=FAST):
+def hold_lock(
+    lock_path, job_id, hold, messages, rounds=1, barrier=None, lock_kwargs=FAST, host=None
+):
     """A job: take the learner's lock, prove nobody else is inside, work, leave."""
-    lock = LearnerLock(lock_path, owner={"job_id": job_id}, **lock_kwargs)
+    owner = {"job_id": job_id, **({"host": host} if host else {})}
+    lock = LearnerLock(lock_path, owner=owner, **lock_kwargs)
     if barrier is not None:
         barrier.wait()
     for _ in range(rounds):
@@ -102,9 +108,10 @@ def test_contending_jobs_never_hold_it_together(tmp_path):
 
 
 def test_lock_of_a_killed_job_is_taken_over_after_stale_after(tmp_path):
+    """A holder on another node: only its heartbeat tells whether it lives."""
     lock_path = str(tmp_path / "h.lock")
     messages = fork.Queue()
-    doomed = start_job(lock_path, "job-doomed", 60.0, messages)
+    doomed = start_job(lock_path, "job-doomed", 60.0, messages, host="other-node")
     assert next_message(messages)[:2] == ("acquired", "job-doomed")
     waiter = start_job(lock_path, "job-waiter", 0.0, messages)
     # Longer than stale_after: the heartbeat keeps a live holder's lock fresh.
@@ -214,3 +221,23 @@ def test_release_leaves_a_lock_that_is_no_longer_ours(tmp_path):
     lock.release()
     assert json.loads(open(lock_path).read())["token"] == "someone-else"
     assert [e["event"] for e in read_history(lock_path)] == ["acquired", "lost"]
+
+
+def test_dead_holder_on_this_host_is_taken_over_at_once(tmp_path):
+    """A rerun after kill -9 on the same machine must not wait stale_after."""
+    path = tmp_path / "x.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder.kill()
+    holder.wait()
+    path.write_text(
+        json.dumps(
+            {"host": socket.gethostname(), "pid": holder.pid, "job_id": None, "token": "dead"}
+        )
+    )
+    lock = LearnerLock(path, heartbeat=1, stale_after=50, poll=0.05)
+    started = time.monotonic()
+    assert lock.acquire(timeout=10)
+    assert time.monotonic() - started < 5
+    lock.release()
+    events = [json.loads(line)["event"] for line in open(f"{path}.history")]
+    assert events == ["took_over_stale", "acquired", "released"]

@@ -1,0 +1,141 @@
+"""The in-job runner, run for real in subprocesses: signals, failed saves, restarts."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.workflow_helpers import environment, wait_for
+
+REPO_EXAMPLES = "examples.functions"
+
+
+def _workflow(tmp_path, goal="{npoints: 100000}", executor="sequential", tasks=1, function="peak"):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "learners.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            sweeps:
+              s:
+                function: {REPO_EXAMPLES}:{function}
+                learner: Learner1D
+                learner_kwargs: {{bounds: [-1, 1]}}
+                executor: {executor}
+                tasks: {tasks}
+                goal: {goal}
+                save_interval: 0.5
+                log_interval: 0.5
+                fixed: {{cost: 0.002}}
+            """
+        )
+    )
+    (tmp_path / "examples").symlink_to(
+        os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+    )
+    return tmp_path
+
+
+def _start_job(workdir, *launcher, preexec_fn=None):
+    env = environment()
+    env["ADAPTIVE_SNAKEMAKE_LEARNERS"] = "config/learners.yaml"
+    env["ADAPTIVE_SNAKEMAKE_MONITOR"] = "off"
+    return subprocess.Popen(
+        [*launcher, sys.executable, "-m", "adaptive_snakemake.job", "--name", "s"]
+        if not launcher or "mpi4py" not in launcher[-1]
+        else [*launcher, "-m", "adaptive_snakemake.job", "--name", "s"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=preexec_fn,
+    )
+
+
+def _meta(workdir):
+    path = workdir / "state" / "s.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
+def test_signal_saves_at_once_and_exits_non_zero(tmp_path, signum):
+    workdir = _workflow(tmp_path)
+    job = _start_job(workdir)
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 60, "a first checkpoint")
+    time.sleep(0.3)
+    job.send_signal(signum)
+    sent = time.monotonic()
+    output, _ = job.communicate(timeout=30)
+    assert time.monotonic() - sent < 5
+    assert job.returncode == 128 + signum, output
+    assert f"received {signal.Signals(signum).name}" in output
+    # the save on the signal holds every point told so far (more than the last periodic one)
+    import adaptive
+
+    from adaptive_snakemake.checkpoint import restore_learner
+    from examples.functions import peak
+
+    learner = adaptive.Learner1D(peak, bounds=(-1, 1))
+    assert restore_learner(learner, workdir / "state" / "s.pickle") == _meta(workdir)["npoints"]
+    assert not (workdir / "results" / "s" / "result.json").exists()
+
+
+def _small_files_only():
+    # Files may not grow past 3 kB: a checkpoint of a few hundred points no longer fits,
+    # as when a disk fills up (Python ignores SIGXFSZ, so the write fails with EFBIG).
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+
+def test_failed_save_fails_the_job_and_keeps_the_last_checkpoint(tmp_path):
+    workdir = _workflow(tmp_path)
+    job = _start_job(workdir, preexec_fn=_small_files_only)
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert "File too large" in output
+    assert not (workdir / "results").exists()
+    # the checkpoint before the failed save is intact and readable
+    import adaptive
+
+    from adaptive_snakemake.checkpoint import restore_learner
+    from examples.functions import peak
+
+    learner = adaptive.Learner1D(peak, bounds=(-1, 1))
+    assert restore_learner(learner, workdir / "state" / "s.pickle") > 0
+    assert not [p for p in os.listdir(workdir / "state") if p.endswith(".tmp")]
+
+
+def test_function_that_raises_fails_with_traceback_after_saving(tmp_path):
+    workdir = _workflow(tmp_path, function="always_fails")
+    text = (workdir / "config" / "learners.yaml").read_text().replace("fixed: {cost: 0.002}", "")
+    (workdir / "config" / "learners.yaml").write_text(text)
+    job = _start_job(workdir)
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode == 1
+    assert "Traceback" in output and "ValueError: always_fails was called" in output
+
+
+def test_mpi_world_size_mismatch_is_a_clear_failure(tmp_path):
+    """3 ranks asked for, 2 given (as when srun without --mpi starts separate programs)."""
+    workdir = _workflow(tmp_path, executor="mpi4py", tasks=3)
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    job = _start_job(workdir, mpiexec, "-n", "2", sys.executable, "-m", "mpi4py.futures")
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert "MPI world size is 2 but this learner asked for 3 ranks" in output
+    assert not (workdir / "state" / "s.pickle").exists()
+
+
+def test_mpi_learner_runs_with_the_ranks_it_asked_for(tmp_path):
+    workdir = _workflow(tmp_path, executor="mpi4py", tasks=3, goal="{npoints: 50}")
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    job = _start_job(workdir, mpiexec, "-n", "3", sys.executable, "-m", "mpi4py.futures")
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode == 0, output
+    result = json.loads((workdir / "results" / "s" / "result.json").read_text())
+    assert result["npoints"] == 50
