@@ -8,13 +8,9 @@ takes seconds instead of minutes (its ``tell_many`` is quadratic; see ``_restore
 
 from __future__ import annotations
 
-import errno
 import gzip
-import json
 import os
 import pickle
-import secrets
-from contextlib import suppress
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,8 @@ import cloudpickle
 import numpy as np
 from adaptive import BalancingLearner, DataSaver, Learner1D
 from adaptive.learner.learner1D import _get_neighbors_from_array, loss_manager
+
+from adaptive_snakemake.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = [
     "CheckpointError",
@@ -36,54 +34,6 @@ __all__ = [
 
 class CheckpointError(Exception):
     """A checkpoint exists but cannot be restored (truncated, corrupt, or of another learner)."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` by ``data`` so that readers see either the old or the new file.
-
-    Raises on any failure (after removing the temporary file); the old file is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory, so os.replace is a rename within one filesystem; a unique name, so
-    # concurrent writers (threads, ranks, a second job) never share a temporary file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open rather than mkstemp: mkstemp creates 0600 files, we want the user's umask.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # on NFS, write errors may only surface here or at close
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(path.parent)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as JSON (sorted keys, indent 2, trailing newline), atomically."""
-    # Serialise first: an object that fails to serialise must not touch the file at all.
-    atomic_write_text(path, json.dumps(obj, sort_keys=True, indent=2) + "\n")
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable: it lives in the directory, not in the file."""
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        # Some filesystems cannot fsync a directory at all; the rename is done regardless.
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
 
 
 def save_learner(learner: Any, path: str | os.PathLike) -> None:

@@ -15,7 +15,8 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 from adaptive_snakemake import paths
-from adaptive_snakemake.checkpoint import atomic_write_json, restore_learner, save_learner
+from adaptive_snakemake.atomic import atomic_write_json
+from adaptive_snakemake.checkpoint import restore_learner, save_learner
 from adaptive_snakemake.executors import make_executor, shutdown
 from adaptive_snakemake.goals import goal_reached, learner_loss, learner_npoints
 from adaptive_snakemake.learners import build_learner

@@ -125,12 +125,25 @@ def test_pbspro_qsub_line():
 def test_torque_qsub_line():
     req = request_from_properties(LEARNER_PROPS)
     argv = qsub_argv("torque", req, "/s/job.sh", "/w/x.log")
-    assert argv[argv.index("-l") + 1] == "nodes=1:ppn=3,mem=2000mb"
-    assert "walltime=01:30:00" in argv
+    # One -l: the slurm wrapper keeps only the last -l it is given.
+    assert argv.count("-l") == 1
+    assert argv[argv.index("-l") + 1] == "nodes=1:ppn=3,mem=2000mb,walltime=01:30:00"
     assert "-q" not in argv and "-A" not in argv
     name = argv[argv.index("-N") + 1]
     assert len(name) <= 15 and name[0].isalnum()
     assert qsub_argv("slurm-torque", req, "/s/job.sh", "/w/x.log")[1:] == argv[1:]
+
+
+def test_slurm_wrapper_gets_extra_resources_merged_into_its_one_resource_list():
+    req = request_from_properties(LEARNER_PROPS, extra=("-m", "n", "-l", "gres=x", "-lother=y"))
+    argv = qsub_argv("slurm-torque", req, "/s/job.sh", "/w/x.log")
+    assert argv.count("-l") == 1
+    assert argv[argv.index("-l") + 1] == (
+        "nodes=1:ppn=3,mem=2000mb,walltime=01:30:00,gres=x,other=y"
+    )
+    assert argv[-3:] == ["-m", "n", "/s/job.sh"]
+    torque = qsub_argv("torque", req, "/s/job.sh", "/w/x.log")  # real Torque: many -l are fine
+    assert torque[-6:] == ["-m", "n", "-l", "gres=x", "-lother=y", "/s/job.sh"]
 
 
 def test_no_memory_no_walltime_no_queue():
@@ -271,7 +284,7 @@ def test_submit_settings_from_environment(fake, tmp_path, capsys, monkeypatch):
     script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
     assert submit.main([str(script)]) == 0
     (argv,) = fake.calls("qsub")
-    assert "nodes=1:ppn=3,mem=2000mb" in argv
+    assert "nodes=1:ppn=3,mem=2000mb,walltime=01:30:00" in argv
     assert argv[argv.index("-q") + 1] == "batch"
     assert argv[-3:-1] == ["-m", "n"]
     assert Path(argv[argv.index("-o") + 1]).parent == tmp_path / "joblogs"

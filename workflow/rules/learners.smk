@@ -22,8 +22,14 @@ rule learner_mpi:
     params:
         fingerprint=get_fingerprint,
         goal=per_learner(_goal_text, mpi=True),
+    # exec: no shell between snakemake and the launcher. The worker ranks ignore the stop
+    # signals (SLURM's walltime warning, scancel and Ctrl-C reach every rank): rank 0 saves
+    # and exits, then the launcher ends the workers. A worker killed by the signal would
+    # make the launcher kill rank 0 in the middle of its save.
     shell:
-        "{resources.mpi} -n {resources.tasks} python -m mpi4py.futures -m adaptive_snakemake.job"
+        "exec {resources.mpi} -n {resources.tasks}"
+        " sh -c 'trap \"\" INT TERM USR1; exec \"$@\"' rank"
+        " python -m mpi4py.futures -m adaptive_snakemake.job"
         " --name {wildcards.name:q}"
         " --fingerprint {params.fingerprint} >> {log:q} 2>&1"
 
@@ -45,6 +51,9 @@ rule learner:
     params:
         fingerprint=get_fingerprint,
         goal=per_learner(_goal_text, mpi=False),
+    # exec: the learner is snakemake's own child, so that a stop signal (SLURM's walltime
+    # warning) reaches a learner whose parent waits for its save, not a shell that dies
+    # and leaves it orphaned.
     shell:
-        "python -m adaptive_snakemake.job --name {wildcards.name:q}"
+        "exec python -m adaptive_snakemake.job --name {wildcards.name:q}"
         " --fingerprint {params.fingerprint} >> {log:q} 2>&1"

@@ -21,6 +21,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaptive_snakemake.atomic import atomic_write_text
 from adaptive_snakemake.metrics.keys import KeyFiles
 from adaptive_snakemake.metrics.paths import ensure_private_dir, monitor_file, state_dir
 from adaptive_snakemake.metrics.record import DEFAULT_MAX_RECORD_BYTES
@@ -101,9 +102,7 @@ def publish_address(workdir: str | os.PathLike, address: MonitorAddress) -> None
     """Write .adaptive-snakemake/monitor.json atomically and export it to child processes."""
     ensure_private_dir(state_dir(workdir))
     target = monitor_file(workdir)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(address.to_json() + "\n")
-    os.replace(tmp, target)
+    atomic_write_text(target, address.to_json() + "\n")
     # Set in snakemake's own environment: local jobs inherit it, SLURM jobs get --export=ALL.
     os.environ[ENV_VAR] = address.to_json()
 

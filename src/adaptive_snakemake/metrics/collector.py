@@ -27,6 +27,7 @@ import psutil
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
+from adaptive_snakemake.atomic import atomic_write_bytes
 from adaptive_snakemake.metrics import paths
 from adaptive_snakemake.metrics.address import bind_endpoint
 from adaptive_snakemake.metrics.keys import KeyFiles, ensure_keys, load_key_pair
@@ -233,16 +234,9 @@ class Collector:
         }
 
     def write_status(self) -> None:
-        _write_atomically(paths.status_file(self.workdir), self.state.snapshot(self.counters()))
+        atomic_write_bytes(paths.status_file(self.workdir), self.state.snapshot(self.counters()))
         self._received_at_status = self.received
         self._status_due = time.monotonic() + STATUS_IDLE_REWRITE_S
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _process_or_none(pid):

@@ -16,6 +16,7 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
+from adaptive_snakemake.atomic import atomic_write_bytes
 from adaptive_snakemake.metrics.paths import ensure_private_dir, keys_dir
 
 _BANNER = (
@@ -72,8 +73,4 @@ def _write_certificate(path: Path, kind: str, public: bytes, secret: bytes | Non
     text += f'    public-key = "{public.decode()}"\n'
     if secret is not None:
         text += f'    secret-key = "{secret.decode()}"\n'
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode(), mode=0o600)

@@ -142,22 +142,51 @@ def format_walltime(minutes: float) -> str:
 def qsub_argv(
     flavour: str, request: JobRequest, script: str, log: str, name_max: int | None = None
 ) -> list[str]:
-    """The qsub command line; ``-V`` passes the environment (venv PATH, sidecar vars)."""
+    """The qsub command line; ``-V`` passes the environment (venv PATH, sidecar vars).
+
+    Torque and the slurm wrapper get ONE ``-l`` with every resource: the wrapper keeps only
+    the last ``-l`` it is given (``'l=s'`` in its GetOptions), so a separate
+    ``-l walltime=..`` silently dropped the cores and memory. For the same reason, ``-l``
+    options among the extra arguments are merged into it for the wrapper.
+    """
     limit = name_max or NAME_MAX[flavour]
     argv = ["qsub", "-N", job_name(request.name, limit), "-V", "-j", "oe", "-o", log]
     mem = f"mem={request.mem_mb}mb" if request.mem_mb else None
+    walltime = f"walltime={format_walltime(request.runtime_min)}" if request.runtime_min else None
+    extra = list(request.extra)
     if flavour == "pbspro":
         chunk = f"select=1:ncpus={request.ncpus}:mpiprocs={request.mpiprocs}"
         argv += ["-l", f"{chunk}:{mem}" if mem else chunk]
+        if walltime:
+            argv += ["-l", walltime]
     else:  # torque, and the slurm-wlm-torque wrapper
-        argv += ["-l", f"nodes=1:ppn={request.ncpus}" + (f",{mem}" if mem else "")]
-    if request.runtime_min:
-        argv += ["-l", f"walltime={format_walltime(request.runtime_min)}"]
+        resources = [f"nodes=1:ppn={request.ncpus}", mem, walltime]
+        if flavour == "slurm-torque":
+            resources += _take_resource_options(extra)
+        argv += ["-l", ",".join(r for r in resources if r)]
     if request.queue:
         argv += ["-q", request.queue]
     if request.account:
         argv += ["-A", request.account]
-    return [*argv, *request.extra, script]
+    return [*argv, *extra, script]
+
+
+def _take_resource_options(args: list[str]) -> list[str]:
+    """Remove ``-l VALUE`` / ``-lVALUE`` from ``args`` (in place); return the values."""
+    values, kept, i = [], [], 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-l" and i + 1 < len(args):
+            values.append(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("-l") and len(arg) > 2:
+            values.append(arg[2:])
+        else:
+            kept.append(arg)
+        i += 1
+    args[:] = kept
+    return values
 
 
 def wrap_jobscript(text: str, marker: Path) -> str:
