@@ -1,18 +1,26 @@
 """Run many adaptive learners as checkpointed Snakemake targets.
 
-Kept free of imports: every per-job status call and Snakefile parse imports this package.
+Kept free of heavy imports: every per-job status call and Snakefile parse imports this
+package.
 """
 
 
 def load_metrics(workdir=".", source="auto"):
-    """The metrics history of a workflow as a pandas DataFrame (one row per record)."""
-    from adaptive_snakemake.metrics import load_metrics as load
+    """Every metrics record of the workflow in `workdir` as a pandas DataFrame, one row each.
 
-    return load(workdir, source=source)
+    source: "collector" (logs/metrics.jsonl), "logs" (JSON lines in logs/learners/**/*.log)
+    or "auto" (the first if it is not empty).
+    """
+    from adaptive_snakemake.metrics.history import load_metrics as load
+
+    return load(workdir, source)
 
 
 def status(workdir=".", names=None):
-    """The status table of every learner (as `adaptive-snakemake status`), a DataFrame."""
-    from adaptive_snakemake.metrics import status as table
+    """One row per learner, the table `adaptive-snakemake status` shows, as a DataFrame.
 
-    return table(workdir, names=names)
+    `names`: all learner names of the workflow, so that those not started show as pending.
+    """
+    from adaptive_snakemake.metrics.status import status as table
+
+    return table(workdir, names)

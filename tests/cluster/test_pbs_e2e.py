@@ -165,7 +165,7 @@ def last_metrics_record(workdir: Path, name: str) -> dict:
     return json.loads(next(line for line in reversed(lines) if line.startswith('{"v"')))
 
 
-def status_rounds(stamps: list[float], gap: float = POLL / 2) -> list[int]:
+def status_rounds(stamps: list[float], gap: float = 0.75 * POLL) -> list[int]:
     """Status checks per snakemake polling round: a round checks its jobs back to back,
     then snakemake sleeps POLL seconds."""
     rounds: list[int] = []
@@ -282,28 +282,30 @@ def test_example_sweeps_complete_with_one_qstat_per_polling_round(pbs):
         assert row["AllocCPUS"] == "2" and row["ReqMem"] == "1000M", row
         assert row["Timelimit"] == "00:10:00", row
 
-    # qstat: one call per polling round, serving every job still undecided.
+    # qstat: one call per sidecar polling round, for every job still undecided; the
+    # status command snakemake runs per job and round only reads the sidecar's cache.
     calls = qstat_log(workdir)
     shim_calls = pbs.qstat_shim_calls()
     cache = sidecar_cache(workdir)
     stamps = [float(t) for t in stamps_file.read_text().split()]
     rounds = status_rounds(stamps)
+    served = sum(c["njobs"] for c in calls)
     print(
-        f"\n[qstat] {EXAMPLE_LEARNERS} PBS jobs, wall {wall:.1f} s, poll interval {POLL} s:"
-        f"\n  snakemake status rounds            {len(rounds)}"
-        f"\n  status checks (jobs x rounds)      {len(stamps)}  per round {rounds}"
-        f"\n  sidecar polling rounds with jobs   {cache['rounds']} (of {cache['ticks']} ticks)"
-        f"\n  qstat calls (PATH shim)            {len(shim_calls)}"
-        f"\n  qstat calls (qstat-calls.log)      {len(calls)}"
-        f"\n  jobs per qstat call                {[c['njobs'] for c in calls]}"
+        f"\n[qstat] {EXAMPLE_LEARNERS} PBS jobs, wall {wall:.1f} s, both poll intervals {POLL} s"
+        f"\n  snakemake status rounds                 {len(rounds)}"
+        f"\n  status commands run (jobs x rounds)     {len(stamps)}  per round: {rounds}"
+        f"\n  sidecar ticks / rounds with jobs        {cache['ticks']} / {cache['rounds']}"
+        f"\n  qstat calls, counted by the PATH shim   {len(shim_calls)}"
+        f"\n  qstat calls, qstat-calls.log            {len(calls)}"
+        f"\n  job states answered per qstat call      {[c['njobs'] for c in calls]}"
+        f"\n  job states answered in all              {served}"
     )
-    assert len(shim_calls) == len(calls) == cache["rounds"]
+    assert len(shim_calls) == len(calls) == cache["rounds"] <= cache["ticks"]
     assert all(c["caller"] == "sidecar" and c["kind"] == "poll" for c in calls)
-    assert max(c["njobs"] for c in calls) == EXAMPLE_LEARNERS  # one call, all jobs
-    assert len(calls) <= wall / POLL + 2  # bounded by rounds, whatever the number of jobs
-    assert len(calls) <= len(rounds) + 2
-    assert len(stamps) >= 2 * len(calls)  # per-job status commands would have run qstat
-    assert max(rounds) == EXAMPLE_LEARNERS
+    assert max(c["njobs"] for c in calls) == EXAMPLE_LEARNERS  # one call for all jobs
+    assert len(calls) <= wall / POLL + 2  # bounded by the rounds, whatever the job count
+    assert served >= 3 * len(calls)  # per-job qstat calls would have been `served`
+    assert len(stamps) > len(calls)  # ... or one per status command
 
 
 def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
