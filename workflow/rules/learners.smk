@@ -4,6 +4,14 @@
 # output: Snakemake deletes the outputs of failed jobs, and a retry must resume from it.
 
 
+if workflow.is_main_process:
+    # snakemake-executor-plugin-slurm <= 2.8.0 takes a job cancelled with scancel for a
+    # running one (sacct says "CANCELLED by <uid>") and would never resubmit it.
+    from adaptive_snakemake.slurm import fix_plugin_status_parsing
+
+    fix_plugin_status_parsing()
+
+
 rule learner_mpi:
     output:
         learner="results/{name}/learner.pickle",
@@ -28,7 +36,7 @@ rule learner_mpi:
     # make the launcher kill rank 0 in the middle of its save.
     shell:
         "exec {resources.mpi} -n {resources.tasks}"
-        " sh -c 'trap \"\" INT TERM USR1; exec \"$@\"' rank"
+        ' sh -c \'trap "" INT TERM USR1; exec "$@"\' rank'
         " python -m mpi4py.futures -m adaptive_snakemake.job"
         " --name {wildcards.name:q}"
         " --fingerprint {params.fingerprint} >> {log:q} 2>&1"
