@@ -7,7 +7,9 @@ onstart:
     from adaptive_snakemake.metrics.service import start_collector
     from adaptive_snakemake.metrics.settings import MonitorSettings
 
-    start_collector(Path.cwd(), MonitorSettings.from_config(config.get("monitor")), os.getpid())
+    start_collector(
+        Path.cwd(), MonitorSettings.from_config(config.get("monitor")), os.getpid()
+    )
 
 
 onsuccess:
