@@ -340,7 +340,7 @@ def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
     result = read_result(workdir, "slow")
     resubmitted = records[second]["submitted"] - removed
     print(
-        f"\n[qdel] job {first} removed at {saved}+ checkpointed points; resubmitted as "
+        f"\n[qdel] job {first} removed with >= {saved} points checkpointed; resubmitted as "
         f"{second} {resubmitted:.1f} s later; attempts {result['attempts']}, "
         f"restored_npoints {result['restored_npoints']}, npoints {result['npoints']}, "
         f"wall {wall:.1f} s"

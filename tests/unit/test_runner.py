@@ -139,3 +139,30 @@ def test_mpi_learner_runs_with_the_ranks_it_asked_for(tmp_path):
     assert job.returncode == 0, output
     result = json.loads((workdir / "results" / "s" / "result.json").read_text())
     assert result["npoints"] == 50
+
+
+def test_second_job_for_the_same_learner_waits_then_finishes_without_recomputing(tmp_path):
+    """As after a restart that resubmits a learner whose first job still runs."""
+    workdir = _workflow(tmp_path, goal="{npoints: 2000}")
+    first = _start_job(workdir)
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 0, 60, "the first job to save")
+    second = _start_job(workdir)
+    out_first, _ = first.communicate(timeout=120)
+    out_second, _ = second.communicate(timeout=120)
+    assert first.returncode == 0, out_first
+    assert second.returncode == 0, out_second
+    assert "waiting" in out_second
+
+    events = [json.loads(line) for line in open(workdir / "state" / "s.lock.history")]
+    holders = [e["pid"] for e in events if e["event"] == "acquired"]
+    assert holders == [first.pid, second.pid]
+    assert [e["event"] for e in events if e["event"] != "waiting"] == [
+        "acquired",
+        "released",
+        "acquired",
+        "released",
+    ]
+    result = json.loads((workdir / "results" / "s" / "result.json").read_text())
+    assert result["npoints"] == 2000
+    assert result["restored_npoints"] == 2000  # the second job found the goal already met
+    assert result["attempts"] == 2
