@@ -83,3 +83,24 @@ def test_other_learners_file_from_the_command_line(tmp_path):
     run_snakemake(workdir, "--config", "learners=config/other.yaml")
     assert read_result(workdir, "b/offset~0.7")["npoints"] == 30
     assert not (workdir / "results" / "b" / "offset~0.1").exists()
+
+
+def test_changed_definition_reruns_from_zero_and_keeps_the_old_checkpoint(tmp_path):
+    workdir = make_workdir(tmp_path, LEARNERS)
+    run_snakemake(workdir)
+    before = _mtimes(workdir, ["a", "b/offset~0.1", "b/offset~0.2"])
+    learners = workdir / "config" / "learners.yaml"
+    # sweep b's bounds change: both of its learners compute something else now
+    learners.write_text(
+        learners.read_text().replace(
+            "{bounds: [-1, 1]}\n    combos", "{bounds: [0, 1]}\n    combos"
+        )
+    )
+    run_snakemake(workdir)
+    after = _mtimes(workdir, ["a", "b/offset~0.1", "b/offset~0.2"])
+    assert after["a"] == before["a"]
+    result = read_result(workdir, "b/offset~0.1")
+    assert after["b/offset~0.1"] != before["b/offset~0.1"]
+    assert result["restored_npoints"] == 0 and result["npoints"] == 30
+    kept = list((workdir / "state" / "b").glob("offset~0.1.pickle.superseded-*"))
+    assert len(kept) == 1
