@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import Executor
 
 from adaptive_snakemake.errors import LauncherError
@@ -26,6 +27,14 @@ def check_mpi_world(expected_ranks: int) -> None:
         )
 
 
+def ignore_stop_signals() -> None:
+    """Worker initializer: a scheduler's SIGTERM (qdel, scancel, walltime) reaches every
+    process of the job. Workers ignore it, so that rank 0 / the pool owner saves the
+    learner and exits first; otherwise a dying worker makes mpiexec kill rank 0 unsaved."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _workdir_importable() -> str:
     """Workers must import the user's module ("module:attribute") from the workflow directory."""
     workdir = os.getcwd()
@@ -44,15 +53,15 @@ def make_executor(kind: str, tasks: int) -> tuple[Executor, int]:
         from mpi4py.futures import MPIPoolExecutor
 
         check_mpi_world(tasks)
-        return MPIPoolExecutor(path=[workdir]), tasks - 1
+        return MPIPoolExecutor(path=[workdir], initializer=ignore_stop_signals), tasks - 1
     if kind == "process-pool":
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=tasks), tasks
+        return ProcessPoolExecutor(max_workers=tasks, initializer=ignore_stop_signals), tasks
     if kind == "loky":
         import loky
 
-        return loky.get_reusable_executor(max_workers=tasks), tasks
+        return loky.get_reusable_executor(max_workers=tasks, initializer=ignore_stop_signals), tasks
     if kind == "sequential":
         from adaptive.runner import SequentialExecutor
 

@@ -166,3 +166,28 @@ def test_second_job_for_the_same_learner_waits_then_finishes_without_recomputing
     assert result["npoints"] == 2000
     assert result["restored_npoints"] == 2000  # the second job found the goal already met
     assert result["attempts"] == 2
+
+
+def test_sigterm_to_every_mpi_rank_still_saves(tmp_path):
+    """qdel/scancel/walltime signal all ranks; the workers must not take rank 0 down unsaved."""
+    import psutil
+
+    workdir = _workflow(tmp_path, executor="mpi4py", tasks=3)
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    job = _start_job(workdir, mpiexec, "-n", "3", sys.executable, "-m", "mpi4py.futures")
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 90, "a first checkpoint")
+    time.sleep(0.7)
+    ranks = [
+        p
+        for p in psutil.Process(job.pid).children(recursive=True)
+        if "adaptive_snakemake.job" in " ".join(p.cmdline())
+    ]
+    assert len(ranks) == 3
+    for rank in ranks:
+        rank.send_signal(signal.SIGTERM)
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode != 0
+    assert "received SIGTERM" in output, output[-3000:]
+    meta = _meta(workdir)
+    assert meta["npoints"] > 20
+    assert not os.path.exists(workdir / "state" / "s.lock")  # released, not left behind
