@@ -30,13 +30,14 @@ rule learner_mpi:
     params:
         fingerprint=get_fingerprint,
         goal=per_learner(_goal_text, mpi=True),
-    # exec: no shell between snakemake and the launcher. The worker ranks ignore the stop
-    # signals (SLURM's walltime warning, scancel and Ctrl-C reach every rank): rank 0 saves
-    # and exits, then the launcher ends the workers. A worker killed by the signal would
-    # make the launcher kill rank 0 in the middle of its save.
+    # exec: no shell between snakemake and the launcher. Worker ranks (PMI rank > 0) ignore
+    # the stop signals (SLURM's walltime warning, scancel and Ctrl-C reach every rank): rank
+    # 0 saves and exits, then the launcher ends the workers. A worker killed by the signal
+    # would make the launcher kill rank 0 in the middle of its save.
     shell:
         "exec {resources.mpi} -n {resources.tasks}"
-        ' sh -c \'trap "" INT TERM USR1; exec "$@"\' rank'
+        ' sh -c \'[ "$PMI_RANK$PMIX_RANK" -gt 0 ] 2>/dev/null && trap "" INT TERM USR1;'
+        ' exec "$@"\' rank'
         " python -m mpi4py.futures -m adaptive_snakemake.job"
         " --name {wildcards.name:q}"
         " --fingerprint {params.fingerprint} >> {log:q} 2>&1"

@@ -21,14 +21,14 @@ with O_APPEND is never interleaved with another writer's line on the same host.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from adaptive_snakemake.atomic import atomic_write_text
 
 ENV_STATE_DIR = "ADAPTIVE_SNAKEMAKE_PBS_DIR"
 NO_TOKEN = "-"
@@ -38,25 +38,8 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(ENV_STATE_DIR) or Path(".snakemake", "pbs")).absolute()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` so that readers see the old or the new content, never a mix.
-
-    ``adaptive_snakemake.checkpoint`` has the durable (fsync'ing) version, but importing it
-    loads adaptive and numpy (~1.7 s); the status command runs once per job per round and
-    its cache is rebuilt every round anyway, so this one only needs atomicity.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
+    """Compact JSON: the status cache is read once per job per polling round."""
     atomic_write_text(path, json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n")
 
 
