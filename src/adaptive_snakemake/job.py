@@ -28,7 +28,8 @@ def _arguments(argv):
     )
     parser.add_argument("--name", required=True, help="the learner's name")
     parser.add_argument(
-        "--fingerprint", help="refuse to run if the learner's definition no longer matches"
+        "--sweep-fingerprint",
+        help="refuse to run if the sweep's definition or goal changed since snakemake planned",
     )
     parser.add_argument("--root", default=".", help="the workflow directory")
     args = parser.parse_args(argv)
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     root = Path(args.root)
     try:
         spec = find_spec(load_specs(args.learners), args.name)
-        if args.fingerprint and spec.fingerprint != args.fingerprint:
+        if args.sweep_fingerprint and spec.sweep_fingerprint != args.sweep_fingerprint:
             raise ConfigError(
                 f"{args.learners}: learner {args.name!r} changed after snakemake planned this "
                 "job; rerun snakemake so it plans with the current file"

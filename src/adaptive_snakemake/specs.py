@@ -57,6 +57,9 @@ class LearnerSpec:
     log_interval: float
     resources: dict  # runtime (minutes), mem_mb, optional slurm_* settings
     fingerprint: str  # hash of what determines the learner's data (not goal, not resources)
+    # Hash of the sweep's definition and goal, the same for all its learners: Snakemake
+    # reruns a learner when it changes (the grid point is in the name already).
+    sweep_fingerprint: str
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,10 +85,13 @@ def learner_name(sweep: str, params: dict) -> str:
     return "/".join([sweep, *(f"{key}~{format_value(value)}" for key, value in params.items())])
 
 
-def definition_fingerprint(function, learner, learner_kwargs, params, fixed) -> str:
-    definition = [function, learner, learner_kwargs, params, fixed]
-    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), default=repr)
+def _hash(value) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def definition_fingerprint(function, learner, learner_kwargs, params, fixed) -> str:
+    return _hash([function, learner, learner_kwargs, params, fixed])
 
 
 @cache
@@ -191,6 +197,9 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
 
     goal = _normalized_goal(settings["goal"])
     resources_ = _normalized_resources(settings["resources"])
+    sweep_fingerprint = _hash(
+        [settings[k] for k in ("function", "learner", "learner_kwargs", "fixed")] + [goal]
+    )
     grid_keys = list(settings["combos"])
     specs = []
     for values in itertools.product(*settings["combos"].values()):
@@ -218,6 +227,7 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
                 log_interval=settings["log_interval"],
                 resources=resources_,
                 fingerprint=fingerprint,
+                sweep_fingerprint=sweep_fingerprint,
             )
         )
     return specs

@@ -60,6 +60,11 @@ def test_names_are_stable_when_a_grid_value_is_added(write_learners):
     after = {s.name: s.fingerprint for s in load_specs(write_learners(GRID.replace("2]", "2, 3]")))}
     assert set(before) < set(after)
     assert all(after[name] == fingerprint for name, fingerprint in before.items())
+    sweeps_before = {s.sweep_fingerprint for s in load_specs(write_learners(GRID))}
+    sweeps_after = {
+        s.sweep_fingerprint for s in load_specs(write_learners(GRID.replace("2]", "2, 3]")))
+    }
+    assert sweeps_before == sweeps_after  # nothing to rerun for the existing learners
     assert "h/pow~3/a~0.1" in after
 
 
@@ -72,6 +77,7 @@ def test_goal_change_keeps_fingerprint_but_definition_change_does_not(write_lear
     name = "h/pow~1/a~0.5"
     assert goal[name].goal == {"npoints": 99}
     assert goal[name].fingerprint == base[name].fingerprint
+    assert goal[name].sweep_fingerprint != base[name].sweep_fingerprint  # rerun, continue
     assert bounds[name].fingerprint != base[name].fingerprint
 
 

@@ -60,20 +60,10 @@ def get_sweep_results(wildcards):
     ]
 
 
-def get_sweep_learners(wildcards):
-    return [
-        f"results/{s.name}/learner.pickle"
-        for s in SPECS.values()
-        if s.sweep == wildcards.sweep
-    ]
-
-
-def get_fingerprint(wildcards):
-    return SPECS[wildcards.name].fingerprint
-
-
-def _goal_text(spec):
-    return json.dumps(spec.goal, sort_keys=True)
+def _sweep_fingerprint(spec):
+    """Changes when the sweep's definition or goal does: a params entry, so that Snakemake
+    reruns (and the runner continues or restarts) exactly the learners concerned."""
+    return spec.sweep_fingerprint
 
 
 def _threads(spec):
@@ -125,6 +115,6 @@ def get_runtime(wildcards, attempt):
 
 
 def get_sweep_spec_json(wildcards):
-    """The sweep's learner specs, in the same order as get_sweep_learners."""
+    """The sweep's learner specs, for its plot."""
     specs = [s.to_dict() for s in SPECS.values() if s.sweep == wildcards.sweep]
     return json.dumps(specs)

@@ -28,8 +28,7 @@ rule learner_mpi:
         mpi="mpiexec",  # profiles/slurm sets srun --mpi=pmi2
         runtime=get_runtime,
     params:
-        fingerprint=get_fingerprint,
-        goal=per_learner(_goal_text, mpi=True),
+        sweep=per_learner(_sweep_fingerprint, mpi=True),
     # exec: no shell between snakemake and the launcher. Worker ranks (PMI rank > 0) ignore
     # the stop signals (SLURM's walltime warning, scancel and Ctrl-C reach every rank): rank
     # 0 saves and exits, then the launcher ends the workers. A worker killed by the signal
@@ -40,7 +39,7 @@ rule learner_mpi:
         ' exec "$@"\' rank'
         " python -m mpi4py.futures -m adaptive_snakemake.job"
         " --name {wildcards.name:q}"
-        " --fingerprint {params.fingerprint} >> {log:q} 2>&1"
+        " --sweep-fingerprint {params.sweep} >> {log:q} 2>&1"
 
 
 rule learner:
@@ -58,11 +57,10 @@ rule learner:
         **learner_resources(mpi=False),
         runtime=get_runtime,
     params:
-        fingerprint=get_fingerprint,
-        goal=per_learner(_goal_text, mpi=False),
+        sweep=per_learner(_sweep_fingerprint, mpi=False),
     # exec: the learner is snakemake's own child, so that a stop signal (SLURM's walltime
     # warning) reaches a learner whose parent waits for its save, not a shell that dies
     # and leaves it orphaned.
     shell:
         "exec python -m adaptive_snakemake.job --name {wildcards.name:q}"
-        " --fingerprint {params.fingerprint} >> {log:q} 2>&1"
+        " --sweep-fingerprint {params.sweep} >> {log:q} 2>&1"

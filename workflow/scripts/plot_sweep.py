@@ -3,11 +3,13 @@
 import json
 import sys
 
+from adaptive_snakemake.paths import learner_pickle
 from adaptive_snakemake.plots import write_sweep_plot
 from adaptive_snakemake.specs import LearnerSpec
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
     specs = [LearnerSpec.from_dict(d) for d in json.loads(snakemake.params.specs)]
-    write_sweep_plot(specs, snakemake.input.learners, snakemake.output[0])
+    learners = [learner_pickle(spec.name) for spec in specs]
+    write_sweep_plot(specs, learners, snakemake.output[0])
     print(f"plotted {len(specs)} learners", file=log)
