@@ -241,6 +241,7 @@ def parse_specs(document, path: str | Path = "learners.yaml") -> list[LearnerSpe
     specs: list[LearnerSpec] = []
     for sweep, settings in document["sweeps"].items():
         specs.extend(_sweep_specs(path, sweep, _merge(defaults, settings)))
+    _check_cluster_settings_everywhere(path, specs)
     seen: dict[str, str] = {}
     for spec in specs:
         if spec.name in seen:
@@ -250,6 +251,23 @@ def parse_specs(document, path: str | Path = "learners.yaml") -> list[LearnerSpe
             )
         seen[spec.name] = spec.sweep
     return specs
+
+
+# Resources whose learners.yaml value replaces the profile's default for every learner of a
+# rule (Snakemake: a rule's own resource wins over default-resources, even when unset).
+_CLUSTER_SETTINGS = ("slurm_partition", "slurm_account", "slurm_extra")
+
+
+def _check_cluster_settings_everywhere(path: Path, specs: list[LearnerSpec]) -> None:
+    for key in _CLUSTER_SETTINGS:
+        with_key = {s.sweep for s in specs if key in s.resources}
+        without = sorted({s.sweep for s in specs if key not in s.resources})
+        if with_key and without:
+            raise ConfigError(
+                f"{path}: sweep {without[0]!r}, key 'resources.{key}': missing while sweep "
+                f"{sorted(with_key)[0]!r} sets it. Once a sweep sets {key}, it replaces the "
+                "profile's value for all learners: put the common value in defaults.resources"
+            )
 
 
 def load_specs(path: str | Path) -> list[LearnerSpec]:

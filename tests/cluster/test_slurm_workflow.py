@@ -267,7 +267,7 @@ def test_mpi_learner_runs_as_one_world_of_tasks_ranks_under_srun(examples):
             # The only srun step of an MPI learner job is the launcher: 2 ranks.
             launcher = [s for s in steps if s["JobID"] == f"{job_id}.0"]
             assert launcher and launcher[0]["NTasks"] == "2", steps
-            assert launcher[0]["JobName"] == "sh", steps  # the rank wrapper of the rule
+            assert launcher[0]["JobName"] == "python", steps
         else:
             # Other learners: one task, the snakemake that runs the rule (jobstep's srun).
             assert [s["NTasks"] for s in steps if s["JobID"] == f"{job_id}.0"] == ["1"], steps

@@ -158,6 +158,12 @@ BAD = [
         ["sweep 's', key 'tasks'", "at least 2 ranks"],
     ),
     ("no sweeps", "defaults: {tasks: 2}", ["'sweeps' is a required property"]),
+    (
+        "slurm setting in one sweep only",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, resources: {slurm_partition: gpu}}\n"
+        "  t: {function: m:f, learner: Learner1D}",
+        ["sweep 't', key 'resources.slurm_partition'", "defaults.resources"],
+    ),
     ("not a mapping", "- a\n- b", ["expected a mapping"]),
 ]
 

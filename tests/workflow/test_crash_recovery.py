@@ -36,7 +36,7 @@ def _learner_processes(name: str):
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if "run_learner.py" in " ".join(cmdline) and name in cmdline and "python" in cmdline[0]:
+        if "adaptive_snakemake.job" in cmdline and name in cmdline and "python" in cmdline[0]:
             found.append(process)
     return found
 

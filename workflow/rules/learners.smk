@@ -29,15 +29,10 @@ rule learner_mpi:
         runtime=get_runtime,
     params:
         sweep=per_learner(_sweep_fingerprint, mpi=True),
-    # exec: no shell between snakemake and the launcher. Worker ranks (PMI rank > 0) ignore
-    # the stop signals (SLURM's walltime warning, scancel and Ctrl-C reach every rank): rank
-    # 0 saves and exits, then the launcher ends the workers. A worker killed by the signal
-    # would make the launcher kill rank 0 in the middle of its save.
+    # exec: no shell between snakemake and the launcher (see rule learner). SLURM's stop
+    # signals reach every rank; the workers ignore them (executors.py), rank 0 saves.
     shell:
-        "exec {resources.mpi} -n {resources.tasks}"
-        ' sh -c \'[ "$PMI_RANK$PMIX_RANK" -gt 0 ] 2>/dev/null && trap "" INT TERM USR1;'
-        ' exec "$@"\' rank'
-        " python -m mpi4py.futures -m adaptive_snakemake.job"
+        "exec {resources.mpi} -n {resources.tasks} python -m mpi4py.futures -m adaptive_snakemake.job"
         " --name {wildcards.name:q}"
         " --sweep-fingerprint {params.sweep} >> {log:q} 2>&1"
 
@@ -58,9 +53,9 @@ rule learner:
         runtime=get_runtime,
     params:
         sweep=per_learner(_sweep_fingerprint, mpi=False),
-    # exec: the learner is snakemake's own child, so that a stop signal (SLURM's walltime
-    # warning) reaches a learner whose parent waits for its save, not a shell that dies
-    # and leaves it orphaned.
+    # exec: the learner is snakemake's own child. A stop signal (SLURM's walltime warning)
+    # reaches every process of the job: snakemake waits for its running job on SIGTERM, a
+    # shell in between would die and leave the learner orphaned in the middle of its save.
     shell:
         "exec python -m adaptive_snakemake.job --name {wildcards.name:q}"
         " --sweep-fingerprint {params.sweep} >> {log:q} 2>&1"
