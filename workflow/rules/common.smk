@@ -28,6 +28,13 @@ def _load_specs():
 
 
 SPECS = {spec.name: spec for spec in _load_specs()}
+
+if workflow.is_main_process:
+    # snakemake-executor-plugin-slurm <= 2.8.0 takes a job cancelled with scancel for a
+    # running one (sacct says "CANCELLED by <uid>") and would never resubmit it.
+    from adaptive_snakemake.slurm import fix_plugin_status_parsing
+
+    fix_plugin_status_parsing()
 SWEEPS = sorted({spec.sweep for spec in SPECS.values()})
 
 

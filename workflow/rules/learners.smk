@@ -4,14 +4,6 @@
 # output: Snakemake deletes the outputs of failed jobs, and a retry must resume from it.
 
 
-if workflow.is_main_process:
-    # snakemake-executor-plugin-slurm <= 2.8.0 takes a job cancelled with scancel for a
-    # running one (sacct says "CANCELLED by <uid>") and would never resubmit it.
-    from adaptive_snakemake.slurm import fix_plugin_status_parsing
-
-    fix_plugin_status_parsing()
-
-
 rule learner_mpi:
     output:
         learner="results/{name}/learner.pickle",
