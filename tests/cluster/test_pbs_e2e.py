@@ -270,6 +270,11 @@ def test_example_sweeps_complete_with_one_qstat_per_polling_round(pbs):
         # The learner ran inside the PBS job snakemake submitted for it.
         assert last_metrics_record(workdir, name)["job_id"] in job_ids
     assert {last_metrics_record(workdir, n)["job_id"] for n in names} == set(job_ids)
+    # ... and streamed its metrics to the collector beside snakemake (qsub -V passes the
+    # address), not only into its log.
+    collected = [json.loads(line) for line in open(workdir / "logs" / "metrics.jsonl")]
+    assert {r["name"] for r in collected if r["status"] == "done"} == set(names)
+    assert {r["job_id"] for r in collected} == set(job_ids)
 
     rules = sorted(name.split(".")[0] for _, name in jobs)
     assert rules == ["learner"] * 2 + ["learner_mpi"] * 6  # ring: process-pool; peak: mpi4py

@@ -257,6 +257,17 @@ def test_example_sweeps_complete_with_the_results_of_a_local_run(examples):
         assert on_slurm[name]["npoints"] == at_home[name]["npoints"]
 
 
+def test_slurm_jobs_stream_their_metrics_to_the_collector(examples):
+    """The collector started beside snakemake hears from learners running in SLURM jobs."""
+    workdir, _, output = examples
+    stored = [json.loads(line) for line in open(workdir / "logs" / "metrics.jsonl")]
+    names = {name for name in read_summary(workdir)}
+    assert {record["name"] for record in stored} == names
+    slurm_jobs = {job for job, _, _ in submissions(output)}
+    assert {record["job_id"] for record in stored} == slurm_jobs
+    assert {r["name"] for r in stored if r["status"] == "done"} == names
+
+
 def test_mpi_learner_runs_as_one_world_of_tasks_ranks_under_srun(examples):
     workdir, _, output = examples
     for job_id, rule, name in submissions(output):
