@@ -6,6 +6,7 @@ a failed save raises, a signal saves at once, and the goal counts time across at
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
@@ -61,8 +62,6 @@ def read_meta(name: str, root: Path) -> dict:
     path = paths.checkpoint_meta(name, root)
     if not path.exists():
         return {}
-    import json
-
     return json.loads(path.read_text())
 
 
