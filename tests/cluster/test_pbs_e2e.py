@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.cluster.accounting import sacct_finished
 from tests.workflow_helpers import (
     checkpoint_npoints,
     make_workdir,
@@ -137,27 +138,6 @@ def qstat_states(job_ids: list[str]) -> dict[str, str]:
         elif current and line.strip().startswith("job_state = "):
             states[current] = line.split("=", 1)[1].strip()
     return states
-
-
-def sacct(job_ids: list[str]) -> dict[str, dict[str, str]]:
-    fields = ["JobID", "State", "ExitCode", "AllocCPUS", "Timelimit", "ReqMem"]
-    out = subprocess.run(
-        ["sacct", "-n", "-X", "-P", "-o", ",".join(fields), "-j", ",".join(job_ids)],
-        capture_output=True,
-        text=True,
-    ).stdout
-    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
-    return {row["JobID"]: row for row in rows}
-
-
-def sacct_final(job_ids: list[str], timeout: float = 30) -> dict[str, dict[str, str]]:
-    def done():
-        rows = sacct(job_ids)
-        busy = {"PENDING", "RUNNING", "COMPLETING", "REQUEUED"}
-        finished = len(rows) == len(job_ids) and all(r["State"] not in busy for r in rows.values())
-        return rows if finished else None
-
-    return wait_for(done, timeout, f"sacct to record the end of jobs {job_ids}", poll=1)
 
 
 def last_metrics_record(workdir: Path, name: str) -> dict:
@@ -280,7 +260,7 @@ def test_example_sweeps_complete_with_one_qstat_per_polling_round(pbs):
     assert rules == ["learner"] * 2 + ["learner_mpi"] * 6  # ring: process-pool; peak: mpi4py
     # The resources reached Slurm through the wrapper: one node, cores = tasks (the MPI
     # learners ran `mpiexec -n 2` and check that their world has 2 ranks), memory, walltime.
-    accounting = sacct_final(job_ids)
+    accounting = sacct_finished(job_ids)
     for job_id in job_ids:
         row = accounting[job_id]
         assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", row
@@ -336,7 +316,7 @@ def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
     assert records[first]["status"] == "failed"
     assert "no exit marker" in records[first]["reason"]  # qdel: the job never ran its end
     assert records[second]["status"] == "success"
-    accounting = sacct_final([first, second])
+    accounting = sacct_finished([first, second])
     assert accounting[first]["State"].startswith("CANCELLED")
     assert accounting[second]["State"] == "COMPLETED"
     out = snakemake_output(workdir)
@@ -374,7 +354,7 @@ def test_failing_learner_fails_after_its_retries_while_others_finish(pbs, monkey
     assert len(bad) == 1 + retries, jobs
     assert len(good) == 2, jobs
     records = sidecar_cache(workdir)["jobs"]
-    accounting = sacct_final(bad + good)
+    accounting = sacct_finished(bad + good)
     for job_id in bad:
         # The wrapper's qstat says only "C"; the exit marker tells a failure from success.
         assert records[job_id]["status"] == "failed"
@@ -425,7 +405,7 @@ def test_ctrl_c_cancels_the_jobs_with_qdel(pbs, target):
 
     wait_for(lambda: set(qstat_states(job_ids).values()) == {"C"}, 30, "qstat to show the jobs C")
     cancelled_after = time.monotonic() - interrupted
-    accounting = sacct_final(job_ids)
+    accounting = sacct_finished(job_ids)
     assert all(accounting[i]["State"].startswith("CANCELLED") for i in job_ids), accounting
     pbs_dir = workdir / ".snakemake" / "pbs"
     qdels = [

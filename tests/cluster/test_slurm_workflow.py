@@ -33,6 +33,7 @@ import adaptive
 import pytest
 
 from adaptive_snakemake.slurm import main_cancel_orphans
+from tests.cluster.accounting import sacct_finished
 from tests.workflow_helpers import (
     REPO,
     checkpoint_npoints,
@@ -96,30 +97,6 @@ def job_ids_of(output: str, learner: str) -> list[str]:
     return [job for job, _, name in submissions(output) if name == learner.replace("/", "_")]
 
 
-def sacct(job_ids: list[str]) -> dict[str, dict[str, str]]:
-    """Accounting of finished jobs (allocations only), waiting until it has all of them."""
-    fields = ["JobID", "State", "ExitCode", "Elapsed", "Timelimit", "Start", "End"]
-
-    def query():
-        out = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "-j", ",".join(job_ids), "-o", ",".join(fields)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        rows = {
-            line.split("|")[0]: dict(zip(fields, line.split("|"), strict=True))
-            for line in out.splitlines()
-        }
-        done = all(
-            job in rows and rows[job]["State"].split()[0] not in ("PENDING", "RUNNING")
-            for job in job_ids
-        )
-        return rows if done else None
-
-    return wait_for(query, 60, f"sacct to record jobs {job_ids}", poll=1)
-
-
 def sacct_steps(job_id: str) -> list[dict[str, str]]:
     fields = ["JobID", "JobName", "NTasks", "State"]
     out = subprocess.run(
@@ -152,7 +129,7 @@ def assert_one_holder_at_a_time(workdir: Path, name: str) -> list[dict]:
             holder = None
         elif kind == "took_over_stale":
             assert holder is not None and holder["token"] == event["previous_token"], event
-            ended = sacct([holder["job_id"]])[holder["job_id"]]["End"]
+            ended = sacct_finished([holder["job_id"]])[holder["job_id"]]["End"]
             ended_at = time.mktime(time.strptime(ended, "%Y-%m-%dT%H:%M:%S"))
             assert ended_at <= event["time"] + 1, f"{name}: took over from a live job {holder}"
             holder = None
@@ -345,7 +322,7 @@ def test_launcher_without_mpi_type_is_a_clear_failure(failures):
     workdir, output = failures
     jobs = job_ids_of(output, "wrongmpi")
     assert len(jobs) == 4, "first attempt and 3 retries"
-    assert {row["State"] for row in sacct(jobs).values()} == {"FAILED"}
+    assert {row["State"] for row in sacct_finished(jobs).values()} == {"FAILED"}
     log = (workdir / "logs" / "learners" / "wrongmpi.log").read_text()
     assert "MPI world size is 1 but this learner asked for 2 ranks" in log
     assert "srun --mpi=pmi2" in log  # the message says how to fix it
@@ -359,7 +336,7 @@ def test_failing_learner_fails_after_its_retries_and_the_others_finish(failures)
     workdir, output = failures
     jobs = job_ids_of(output, "fails")
     assert len(jobs) == 4, "first attempt and 3 retries"
-    assert {row["State"] for row in sacct(jobs).values()} == {"FAILED"}
+    assert {row["State"] for row in sacct_finished(jobs).values()} == {"FAILED"}
     assert not (workdir / "results" / "fails").exists()
     log = (workdir / "logs" / "learners" / "fails.log").read_text()
     assert "the learner failed" in log
@@ -428,7 +405,7 @@ def test_cancelled_job_is_resubmitted_and_resumes(interruptions):
     workdir, output, victim = interruptions
     jobs = job_ids_of(output, "cancelled")
     assert jobs[0] == victim and len(jobs) == 2, jobs
-    states = sacct(jobs)
+    states = sacct_finished(jobs)
     assert states[victim]["State"].startswith("CANCELLED")
     assert states[jobs[1]]["State"] == "COMPLETED"
     logs = failed_logs(output, "cancelled")
@@ -444,7 +421,7 @@ def test_walltime_warning_saves_and_the_retry_gets_more_runtime(interruptions):
     workdir, output, _ = interruptions
     jobs = job_ids_of(output, "walltime")
     assert len(jobs) == 2, jobs
-    first, second = (sacct(jobs)[job] for job in jobs)
+    first, second = (sacct_finished(jobs)[job] for job in jobs)
     assert first["Timelimit"] == "00:01:00" and second["Timelimit"] == "00:02:00"
     # Stopped itself after the warning, before SLURM's time-limit kill (state TIMEOUT).
     assert first["State"] == "FAILED", first
@@ -554,7 +531,7 @@ def test_cancel_orphans_cancels_this_workflows_jobs(crash):
         if name in LONG
     ]
     assert len(orphans) == 4, "each long learner: a job of run 1 and a waiting one of run 2"
-    states = sacct(orphans)
+    states = sacct_finished(orphans)
     assert {row["State"].split()[0] for row in states.values()} == {"CANCELLED"}
 
 
