@@ -1,6 +1,5 @@
 """The sidecar as a real process beside a fake PBS: one qstat per round, whatever the jobs."""
 
-import importlib.util
 import json
 import os
 import select
@@ -8,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -17,25 +15,7 @@ from adaptive_snakemake.pbs.decide import JobRecord
 from adaptive_snakemake.pbs.files import StateDir, atomic_write_json, load_json
 from adaptive_snakemake.pbs.sidecar import Poller, compact
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
-_spec = importlib.util.spec_from_file_location("fake_pbs", DATA / "fake_pbs.py")
-fake_pbs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_pbs)
-
 SIDECAR = [sys.executable, "-m", "adaptive_snakemake.pbs.sidecar"]
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("ADAPTIVE_SNAKEMAKE_PBS_") or key == "SNAKEMAKE_CLUSTER_SIDECAR_VARS":
-            monkeypatch.delenv(key)
-    fake_pbs.install(tmp_path / "bin", sys.executable)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "server"))
-    (tmp_path / "wd").mkdir()
-    monkeypatch.chdir(tmp_path / "wd")
-    return fake_pbs.FakeServer(tmp_path / "server")
 
 
 def read_first_line(proc, timeout=20.0) -> str:

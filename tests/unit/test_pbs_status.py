@@ -1,12 +1,10 @@
 """The status command (from the sidecar's cache, or alone) and the cancel command."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,24 +13,12 @@ from adaptive_snakemake.pbs.config import SidecarVars
 from adaptive_snakemake.pbs.decide import JobRecord
 from adaptive_snakemake.pbs.files import StateDir, atomic_write_json
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
-_spec = importlib.util.spec_from_file_location("fake_pbs", DATA / "fake_pbs.py")
-fake_pbs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_pbs)
-
 
 @pytest.fixture
-def fake(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("ADAPTIVE_SNAKEMAKE_PBS_") or key == "SNAKEMAKE_CLUSTER_SIDECAR_VARS":
-            monkeypatch.delenv(key)
-    fake_pbs.install(tmp_path / "bin", sys.executable)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "server"))
+def fake(fake, monkeypatch):
+    """The shared fake PBS server, answering as PBS Pro."""
     monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR", "pbspro")
-    (tmp_path / "wd").mkdir()
-    monkeypatch.chdir(tmp_path / "wd")
-    return fake_pbs.FakeServer(tmp_path / "server")
+    return fake
 
 
 def run_status(job_id, capsys):

@@ -1,10 +1,8 @@
 """qsub line building for both flavours, the wrapped jobscript, and a submission."""
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +21,6 @@ from adaptive_snakemake.pbs.submit import (
     wrap_jobscript,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
-_spec = importlib.util.spec_from_file_location("fake_pbs", DATA / "fake_pbs.py")
-fake_pbs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fake_pbs)
-
 LEARNER_PROPS = {
     "type": "single",
     "rule": "learner",
@@ -45,19 +38,6 @@ LEARNER_PROPS = {
     },
     "jobid": 7,
 }
-
-
-@pytest.fixture
-def fake(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("ADAPTIVE_SNAKEMAKE_PBS_") or key == "SNAKEMAKE_CLUSTER_SIDECAR_VARS":
-            monkeypatch.delenv(key)
-    fake_pbs.install(tmp_path / "bin", sys.executable)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_PBS_DIR", str(tmp_path / "server"))
-    (tmp_path / "wd").mkdir()
-    monkeypatch.chdir(tmp_path / "wd")
-    return fake_pbs.FakeServer(tmp_path / "server")
 
 
 def jobscript(path: Path, props: dict, body: str = "exit 0") -> Path:
