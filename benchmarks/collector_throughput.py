@@ -26,9 +26,9 @@ from pathlib import Path
 import psutil
 import zmq
 
+from adaptive_snakemake.layout import status_file
 from adaptive_snakemake.metrics.address import MonitorAddress, publish_address
 from adaptive_snakemake.metrics.keys import ensure_keys, load_key_pair
-from adaptive_snakemake.metrics.paths import status_file
 from adaptive_snakemake.metrics.record import encode_record
 from adaptive_snakemake.metrics.service import stop_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings

@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from adaptive_snakemake.job.runner import LearnerRun
 from adaptive_snakemake.metrics.reporter import open_reporter
 from adaptive_snakemake.metrics.service import start_collector, stop_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
-from adaptive_snakemake.runner import LearnerRun
-from adaptive_snakemake.specs import parse_specs
+from adaptive_snakemake.specs.parse import parse_specs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import adaptive
 import numpy as np
 
-from adaptive_snakemake.checkpoint import restore_learner, save_learner
+from adaptive_snakemake.job.checkpoint import restore_learner, save_learner
 
 BOUNDS = (-1.0, 1.0)
 

@@ -13,7 +13,7 @@ COMMANDS = {
     ),
     "cancel-orphans": (
         "cancel this workflow's SLURM jobs left running by a killed snakemake",
-        "adaptive_snakemake.slurm",
+        "adaptive_snakemake.slurm.cancel_orphans",
         "main_cancel_orphans",
     ),
 }

@@ -32,7 +32,7 @@ from pathlib import Path
 import adaptive
 import pytest
 
-from adaptive_snakemake.slurm import main_cancel_orphans
+from adaptive_snakemake.slurm.cancel_orphans import main_cancel_orphans
 from tests.cluster.accounting import sacct_finished
 from tests.workflow_helpers import (
     REPO,

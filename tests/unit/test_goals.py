@@ -2,8 +2,8 @@ import math
 
 import adaptive
 
-from adaptive_snakemake.durations import parse_duration
-from adaptive_snakemake.goals import goal_reached, learner_loss
+from adaptive_snakemake.job.goals import goal_reached, learner_loss
+from adaptive_snakemake.specs.durations import parse_duration
 
 
 def _learner(npoints):

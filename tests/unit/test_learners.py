@@ -2,11 +2,11 @@
 
 import pytest
 
-from adaptive_snakemake.checkpoint import restore_learner
-from adaptive_snakemake.learners import build_learner
-from adaptive_snakemake.plots import draw_sweep
-from adaptive_snakemake.runner import LearnerRun
-from adaptive_snakemake.specs import parse_specs
+from adaptive_snakemake.job.checkpoint import restore_learner
+from adaptive_snakemake.job.learners import build_learner
+from adaptive_snakemake.job.runner import LearnerRun
+from adaptive_snakemake.results.plots import draw_sweep
+from adaptive_snakemake.specs.parse import parse_specs
 
 F = "tests.unit.learner_functions"
 KINDS = {

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from adaptive_snakemake.lock import LearnerLock
+from adaptive_snakemake.job.lock import LearnerLock
 
 FAST = {"heartbeat": 0.1, "stale_after": 1.0, "poll": 0.02}
 fork = multiprocessing.get_context("fork")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from adaptive_snakemake import load_metrics, status
-from adaptive_snakemake.metrics.paths import metrics_file, status_file
+from adaptive_snakemake.layout import metrics_file, status_file
 from adaptive_snakemake.metrics.record import encode_record
 from adaptive_snakemake.metrics.status import StatusReader, main_status, render
 

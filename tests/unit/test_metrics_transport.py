@@ -15,13 +15,13 @@ import psutil
 import pytest
 import zmq
 
+from adaptive_snakemake.layout import metrics_file, status_file
 from adaptive_snakemake.metrics.address import (
     ENV_VAR,
     MonitorAddress,
     publish_address,
 )
 from adaptive_snakemake.metrics.keys import ensure_keys, load_key_pair
-from adaptive_snakemake.metrics.paths import metrics_file, status_file
 from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.record import record_problem
 from adaptive_snakemake.metrics.reporter import open_reporter

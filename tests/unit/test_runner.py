@@ -78,7 +78,7 @@ def test_signal_saves_at_once_and_exits_non_zero(tmp_path, signum):
     # the save on the signal holds every point told so far (more than the last periodic one)
     import adaptive
 
-    from adaptive_snakemake.checkpoint import restore_learner
+    from adaptive_snakemake.job.checkpoint import restore_learner
     from examples.functions import peak
 
     learner = adaptive.Learner1D(peak, bounds=(-1, 1))
@@ -102,7 +102,7 @@ def test_failed_save_fails_the_job_and_keeps_the_last_checkpoint(tmp_path):
     # the checkpoint before the failed save is intact and readable
     import adaptive
 
-    from adaptive_snakemake.checkpoint import restore_learner
+    from adaptive_snakemake.job.checkpoint import restore_learner
     from examples.functions import peak
 
     learner = adaptive.Learner1D(peak, bounds=(-1, 1))

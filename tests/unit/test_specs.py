@@ -1,7 +1,7 @@
 import pytest
 
 from adaptive_snakemake.errors import ConfigError
-from adaptive_snakemake.specs import format_value, learner_name, load_specs
+from adaptive_snakemake.specs.parse import format_value, learner_name, load_specs
 
 GRID = """
 defaults:

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from adaptive_snakemake.errors import ConfigError
-from adaptive_snakemake.specs import load_specs
+from adaptive_snakemake.specs.parse import load_specs
 
 LEARNERS_FILE = config["learners"]
 # Learner jobs read the file named here (locally, and on clusters where every job re-parses
@@ -19,7 +19,7 @@ def _load_specs():
         specs = load_specs(LEARNERS_FILE)
         if workflow.is_main_process:
             # Imports user code and adaptive: once, here, not again inside every job.
-            from adaptive_snakemake.validation import check_specs
+            from adaptive_snakemake.specs.validation import check_specs
 
             check_specs(specs, LEARNERS_FILE)
     except ConfigError as error:
@@ -32,7 +32,7 @@ SPECS = {spec.name: spec for spec in _load_specs()}
 if workflow.is_main_process:
     # snakemake-executor-plugin-slurm <= 2.8.0 takes a job cancelled with scancel for a
     # running one (sacct says "CANCELLED by <uid>") and would never resubmit it.
-    from adaptive_snakemake.slurm import fix_plugin_status_parsing
+    from adaptive_snakemake.slurm.compat import fix_plugin_status_parsing
 
     fix_plugin_status_parsing()
 SWEEPS = sorted({spec.sweep for spec in SPECS.values()})

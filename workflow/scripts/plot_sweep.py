@@ -3,9 +3,9 @@
 import json
 import sys
 
-from adaptive_snakemake.paths import learner_pickle
-from adaptive_snakemake.plots import write_sweep_plot
-from adaptive_snakemake.specs import LearnerSpec
+from adaptive_snakemake.layout import learner_pickle
+from adaptive_snakemake.results.plots import write_sweep_plot
+from adaptive_snakemake.specs.parse import LearnerSpec
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

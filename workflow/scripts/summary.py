@@ -2,7 +2,7 @@
 
 import sys
 
-from adaptive_snakemake.summary import write_summary
+from adaptive_snakemake.results.summary import write_summary
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

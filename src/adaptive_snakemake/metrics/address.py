@@ -21,9 +21,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptive_snakemake.atomic import atomic_write_text
+from adaptive_snakemake.fileio import atomic_write_text
+from adaptive_snakemake.layout import ensure_private_dir, keys_dir, monitor_file, private_dir
 from adaptive_snakemake.metrics.keys import KeyFiles
-from adaptive_snakemake.metrics.paths import ensure_private_dir, monitor_file, state_dir
 from adaptive_snakemake.metrics.record import DEFAULT_MAX_RECORD_BYTES
 from adaptive_snakemake.metrics.settings import MonitorSettings
 
@@ -100,7 +100,7 @@ class MonitorAddress:
 
 def publish_address(workdir: str | os.PathLike, address: MonitorAddress) -> None:
     """Write .adaptive-snakemake/monitor.json atomically and export it to child processes."""
-    ensure_private_dir(state_dir(workdir))
+    ensure_private_dir(private_dir(workdir))
     target = monitor_file(workdir)
     atomic_write_text(target, address.to_json() + "\n")
     # Set in snakemake's own environment: local jobs inherit it, SLURM jobs get --export=ALL.
@@ -131,4 +131,4 @@ def resolve_key_path(path: str, workdir: str | os.PathLike | None) -> Path:
     candidate = Path(path)
     if candidate.exists() or workdir is None:
         return candidate
-    return state_dir(workdir) / "keys" / candidate.name
+    return keys_dir(workdir) / candidate.name

@@ -27,8 +27,8 @@ import psutil
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from adaptive_snakemake.atomic import atomic_write_bytes
-from adaptive_snakemake.metrics import paths
+from adaptive_snakemake import layout
+from adaptive_snakemake.fileio import atomic_write_bytes
 from adaptive_snakemake.metrics.address import bind_endpoint
 from adaptive_snakemake.metrics.keys import KeyFiles, ensure_keys, load_key_pair
 from adaptive_snakemake.metrics.pidfile import CollectorRunning, take_lock, write_info
@@ -73,8 +73,8 @@ class Collector:
 
     def open(self) -> None:
         """Take the workflow's collector lock, open the files and bind the socket."""
-        self._lock_fd = take_lock(paths.pid_file(self.workdir))
-        metrics_path = paths.metrics_file(self.workdir)
+        self._lock_fd = take_lock(layout.pid_file(self.workdir))
+        metrics_path = layout.metrics_file(self.workdir)
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         self._metrics = open(metrics_path, "ab", buffering=1 << 16)  # noqa: SIM115
         _raise_fd_limit()
@@ -234,7 +234,7 @@ class Collector:
         }
 
     def write_status(self) -> None:
-        atomic_write_bytes(paths.status_file(self.workdir), self.state.snapshot(self.counters()))
+        atomic_write_bytes(layout.status_file(self.workdir), self.state.snapshot(self.counters()))
         self._received_at_status = self.received
         self._status_due = time.monotonic() + STATUS_IDLE_REWRITE_S
 
@@ -265,7 +265,7 @@ def _settings_from_args(args) -> MonitorSettings:
         return MonitorSettings.from_config(json.loads(args.settings), where="--settings")
     config = Path(args.config) if args.config else Path(args.workdir) / "config" / "config.yaml"
     if config.exists():
-        from adaptive_snakemake.yamlio import load_yaml
+        from adaptive_snakemake.specs.yamlio import load_yaml
 
         return MonitorSettings.from_config(
             (load_yaml(config) or {}).get("monitor"), where=str(config)

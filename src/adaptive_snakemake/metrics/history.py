@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptive_snakemake.metrics import paths
+from adaptive_snakemake import layout
 from adaptive_snakemake.metrics.record import FIELDS, record_problem
 
 COLUMNS = [f.name for f in FIELDS]
@@ -49,7 +49,7 @@ def last_record(path: str | os.PathLike, tail_bytes: int = 1 << 16) -> dict | No
 
 
 def learner_log_files(workdir: str | os.PathLike) -> list[Path]:
-    return sorted(paths.learner_logs_dir(workdir).glob("**/*.log"))
+    return sorted(layout.learner_logs_dir(workdir).glob("**/*.log"))
 
 
 def load_metrics(workdir: str | os.PathLike = ".", source: str = "auto") -> pd.DataFrame:
@@ -62,7 +62,7 @@ def load_metrics(workdir: str | os.PathLike = ".", source: str = "auto") -> pd.D
     """
     if source not in ("auto", "collector", "logs"):
         raise ValueError(f"source must be auto, collector or logs, got {source!r}")
-    metrics = paths.metrics_file(workdir)
+    metrics = layout.metrics_file(workdir)
     use_collector = source == "collector" or (
         source == "auto" and metrics.exists() and metrics.stat().st_size > 0
     )

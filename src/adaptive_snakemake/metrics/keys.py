@@ -16,8 +16,8 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
-from adaptive_snakemake.atomic import atomic_write_bytes
-from adaptive_snakemake.metrics.paths import ensure_private_dir, keys_dir
+from adaptive_snakemake.fileio import atomic_write_bytes
+from adaptive_snakemake.layout import ensure_private_dir, keys_dir
 
 _BANNER = (
     "#   ZeroMQ CURVE {kind} certificate of an adaptive-snakemake workflow; keep it private.\n"

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from adaptive_snakemake.metrics import paths
+from adaptive_snakemake import layout
 
 
 class CollectorRunning(RuntimeError):
@@ -21,7 +21,7 @@ class CollectorRunning(RuntimeError):
 def take_lock(path: Path, attempts: int = 20) -> int:
     """Lock the pidfile for the collector's lifetime. Retried for a second: `status` and
     `start_collector` probe the lock for an instant, which must not look like a collector."""
-    paths.ensure_private_dir(path.parent)
+    layout.ensure_private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     for attempt in range(attempts):
         try:
@@ -45,7 +45,7 @@ def write_info(fd: int, info: dict) -> None:
 
 def running_collector(workdir: str | os.PathLike) -> dict | None:
     """Pidfile contents ({pid, parent_pid, endpoint, started}) of the live collector, or None."""
-    path = paths.pid_file(workdir)
+    path = layout.pid_file(workdir)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

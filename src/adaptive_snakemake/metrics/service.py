@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from adaptive_snakemake.metrics import paths
+from adaptive_snakemake import layout
 from adaptive_snakemake.metrics.address import MonitorAddress, publish_address
 from adaptive_snakemake.metrics.keys import ensure_keys
 from adaptive_snakemake.metrics.pidfile import running_collector
@@ -47,7 +47,7 @@ def start_collector(
         # Left over from a snakemake killed a moment ago: it is about to exit by itself.
         if not _wait_until(lambda: running_collector(workdir) is None, 2.0):
             stop_collector(workdir)
-    log_path = paths.collector_log(workdir)
+    log_path = layout.collector_log(workdir)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(

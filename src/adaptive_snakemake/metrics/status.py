@@ -4,7 +4,7 @@ Sources, all read from files (the collector's socket is never queried):
 .adaptive-snakemake/status.json (latest record per learner, rewritten by the
 collector every second), the last JSON line of each job log when no collector is
 live, results/**/result.json for finished learners, and the learner names from
-config/learners.yaml (via adaptive_snakemake.specs, when available) so that
+config/learners.yaml (via adaptive_snakemake.specs.parse, when available) so that
 learners not started yet show as pending.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptive_snakemake.metrics import paths
+from adaptive_snakemake import layout
 from adaptive_snakemake.metrics.history import last_record, learner_log_files
 from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
@@ -77,7 +77,7 @@ class StatusReader:
     def _latest_records(self, settings: MonitorSettings, now: float):
         """name -> (record, last_seen, interval); from the collector, else from job logs."""
         self.collector = None
-        status = _read_json(paths.status_file(self.workdir))
+        status = _read_json(layout.status_file(self.workdir))
         live = running_collector(self.workdir) is not None
         latest = {}
         stale_intervals = settings.stale_intervals
@@ -103,7 +103,7 @@ class StatusReader:
     def _read_results(self) -> dict[str, dict]:
         results = {}
         seen = set()
-        for path in paths.results_dir(self.workdir).glob("**/result.json"):
+        for path in layout.results_dir(self.workdir).glob("**/result.json"):
             seen.add(path)
             try:
                 mtime = path.stat().st_mtime
@@ -283,7 +283,7 @@ def render(
 def _workflow_settings(workdir: Path) -> MonitorSettings:
     config = workdir / "config" / "config.yaml"
     try:
-        from adaptive_snakemake.yamlio import load_yaml
+        from adaptive_snakemake.specs.yamlio import load_yaml
 
         return MonitorSettings.from_config((load_yaml(config) or {}).get("monitor"))
     except Exception:  # a status view must work even with a config being edited
@@ -293,8 +293,8 @@ def _workflow_settings(workdir: Path) -> MonitorSettings:
 def spec_names(workdir: Path) -> list[str] | None:
     """Names of all learners in the workflow's learners file, if the specs library can tell."""
     try:
-        from adaptive_snakemake.specs import load_specs
-        from adaptive_snakemake.yamlio import load_yaml
+        from adaptive_snakemake.specs.parse import load_specs
+        from adaptive_snakemake.specs.yamlio import load_yaml
     except ImportError:
         return None
     config_file = workdir / "config" / "config.yaml"

@@ -15,15 +15,15 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
-from adaptive_snakemake import paths
-from adaptive_snakemake.atomic import atomic_write_json
-from adaptive_snakemake.checkpoint import restore_learner, save_learner
-from adaptive_snakemake.executors import make_executor, shutdown
-from adaptive_snakemake.goals import goal_reached, learner_loss, learner_npoints
-from adaptive_snakemake.learners import build_learner
-from adaptive_snakemake.specs import LearnerSpec
+from adaptive_snakemake import layout as paths
+from adaptive_snakemake.fileio import atomic_write_json
+from adaptive_snakemake.job.checkpoint import restore_learner, save_learner
+from adaptive_snakemake.job.executors import make_executor, shutdown
+from adaptive_snakemake.job.goals import goal_reached, learner_loss, learner_npoints
+from adaptive_snakemake.job.learners import build_learner
+from adaptive_snakemake.specs.parse import LearnerSpec
 
-log = logging.getLogger("adaptive_snakemake.runner")
+log = logging.getLogger("adaptive_snakemake.job.runner")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 # How long the loop waits for a result before it looks at signals, saves and reports.
@@ -59,7 +59,7 @@ class _SignalFlag:
 
 
 def read_meta(name: str, root: Path) -> dict:
-    path = paths.checkpoint_meta(name, root)
+    path = paths.checkpoint_meta(paths.checkpoint(name, root))
     if not path.exists():
         return {}
     return json.loads(path.read_text())
@@ -116,7 +116,7 @@ class LearnerRun:
             "npoints": learner_npoints(self.learner),
             "saved_at": time.time(),
         }
-        atomic_write_json(paths.checkpoint_meta(self.spec.name, self.root), meta)
+        atomic_write_json(paths.checkpoint_meta(paths.checkpoint(self.spec.name, self.root)), meta)
 
     def save(self) -> None:
         """Checkpoint now. Raises if it cannot be written: losing data silently is worse."""

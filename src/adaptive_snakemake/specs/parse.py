@@ -20,9 +20,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from adaptive_snakemake.durations import parse_duration
 from adaptive_snakemake.errors import ConfigError
-from adaptive_snakemake.yamlio import load_yaml
+from adaptive_snakemake.specs.durations import parse_duration
+from adaptive_snakemake.specs.yamlio import load_yaml
 
 # Defaults for every sweep; `defaults:` in learners.yaml and each sweep override them.
 BUILTIN_DEFAULTS = {
@@ -96,7 +96,7 @@ def definition_fingerprint(function, learner, learner_kwargs, params, fixed) -> 
 
 @cache
 def _schema() -> dict:
-    text = resources.files("adaptive_snakemake").joinpath("schemas/learners.schema.yaml")
+    text = resources.files("adaptive_snakemake.specs").joinpath("schemas/learners.schema.yaml")
     return yaml.safe_load(text.read_text())
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptive_snakemake.atomic import atomic_write_text
+from adaptive_snakemake.fileio import atomic_write_text
 
 COLUMNS = ["name", "sweep", "npoints", "loss", "elapsed", "attempts"]
 

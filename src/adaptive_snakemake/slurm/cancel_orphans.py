@@ -1,6 +1,6 @@
-"""SLURM housekeeping: cancel the jobs a killed snakemake left behind, and a status fix.
+"""`adaptive-snakemake cancel-orphans`: cancel the jobs a killed snakemake left behind.
 
-`adaptive-snakemake cancel-orphans` (see `main_cancel_orphans`): after the snakemake
+After the snakemake
 process on the login node died (kill -9, lost session), its learner jobs keep running.
 A rerun is safe without cancelling them (a second job of a learner waits for the
 learner's lock), but a waiting job holds its allocation until the first one ends. This
@@ -27,7 +27,6 @@ from pathlib import Path
 __all__ = [
     "SlurmJob",
     "find_workflow_jobs",
-    "fix_plugin_status_parsing",
     "main_cancel_orphans",
     "running_snakemakes",
 ]
@@ -250,29 +249,3 @@ def main_cancel_orphans(argv: list[str] | None = None) -> int:
         return 1
     print(f"{prog}: all {len(job_ids)} job(s) ended; now: snakemake --unlock, then rerun")
     return 0
-
-
-def fix_plugin_status_parsing() -> bool:
-    """Make snakemake-executor-plugin-slurm (<= 2.8.0) notice jobs cancelled with scancel.
-
-    The plugin compares sacct's State with "CANCELLED", but sacct reports a cancelled
-    job as "CANCELLED by <uid>": the job then looks running forever, and snakemake never
-    resubmits it. We reduce each state to its first word. Call in the main snakemake
-    process (the Snakefile does, when the slurm plugin is loaded); True if installed.
-    """
-    plugin = sys.modules.get("snakemake_executor_plugin_slurm")
-    original = getattr(plugin, "query_job_status", None)
-    if original is None or getattr(original, "first_word_states", False):
-        return False
-
-    async def query_job_status(command, logger):
-        states, duration = await original(command, logger)
-        if states:
-            states = {
-                job: state.split(maxsplit=1)[0] if state else state for job, state in states.items()
-            }
-        return states, duration
-
-    query_job_status.first_word_states = True
-    plugin.query_job_status = query_job_status
-    return True

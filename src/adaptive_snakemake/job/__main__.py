@@ -8,12 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from adaptive_snakemake import paths
+from adaptive_snakemake import layout as paths
 from adaptive_snakemake.errors import ConfigError, LauncherError
-from adaptive_snakemake.executors import check_mpi_world
-from adaptive_snakemake.lock import LearnerLock
-from adaptive_snakemake.runner import run_to_goal
-from adaptive_snakemake.specs import find_spec, load_specs
+from adaptive_snakemake.job.executors import check_mpi_world
+from adaptive_snakemake.job.lock import LearnerLock
+from adaptive_snakemake.job.runner import run_to_goal
+from adaptive_snakemake.specs.parse import find_spec, load_specs
 
 log = logging.getLogger("adaptive_snakemake.job")
 LEARNERS_ENV = "ADAPTIVE_SNAKEMAKE_LEARNERS"
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     except (ConfigError, LauncherError) as error:
         log.error("%s", error)
         return 2
-    lock = LearnerLock(paths.lock(spec.name, root))
+    lock = LearnerLock(paths.learner_lock(paths.checkpoint(spec.name, root)))
     with lock:
         code = run_to_goal(spec, root, _reporter_factory(spec, root), lock)
     if code != 0:

@@ -12,8 +12,13 @@ import traceback
 from pathlib import Path
 
 from adaptive_snakemake.errors import ConfigError
-from adaptive_snakemake.learners import LEARNER_KINDS, build_learner, import_function, resolve_loss
-from adaptive_snakemake.specs import LearnerSpec
+from adaptive_snakemake.job.learners import (
+    LEARNER_KINDS,
+    build_learner,
+    import_function,
+    resolve_loss,
+)
+from adaptive_snakemake.specs.parse import LearnerSpec
 
 
 class _SweepProblem(Exception):

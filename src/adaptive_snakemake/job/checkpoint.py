@@ -20,7 +20,7 @@ import numpy as np
 from adaptive import BalancingLearner, DataSaver, Learner1D
 from adaptive.learner.learner1D import _get_neighbors_from_array, loss_manager
 
-from adaptive_snakemake.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from adaptive_snakemake.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = [
     "CheckpointError",

@@ -12,9 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adaptive_snakemake.checkpoint import atomic_write_bytes, restore_learner  # noqa: E402
-from adaptive_snakemake.learners import learner_kwargs  # noqa: E402
-from adaptive_snakemake.specs import LearnerSpec  # noqa: E402
+from adaptive_snakemake.job.checkpoint import atomic_write_bytes, restore_learner  # noqa: E402
+from adaptive_snakemake.job.learners import learner_kwargs  # noqa: E402
+from adaptive_snakemake.specs.parse import LearnerSpec  # noqa: E402
 
 ONE_D = {"Learner1D", "AverageLearner1D", "IntegratorLearner"}
 MAX_PANELS = 36  # a sweep with more learners shows its first 36 as images

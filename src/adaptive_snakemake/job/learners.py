@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptive_snakemake.specs import LearnerSpec
+from adaptive_snakemake.specs.parse import LearnerSpec
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,6 @@
+"""What runs in a learner job: `python [-m mpi4py.futures] -m adaptive_snakemake.job ...`.
+
+`__main__` takes the job's arguments, `lock` keeps a second job off the learner, `runner`
+restores the checkpoint and runs the learner to its goal on an executor from `executors`,
+`checkpoint` saves in adaptive's format, `learners` builds the adaptive learner of a spec.
+"""

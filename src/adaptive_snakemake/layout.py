@@ -1,0 +1,109 @@
+"""Where every file of a workflow lives (the contracts in DESIGN.md), in one place.
+
+The workflow builds its rules from these patterns (workflow/rules/common.smk) and passes
+the concrete paths to each job; a job derives no path of its own except the checkpoint's
+siblings (`checkpoint_meta`, `learner_lock`). Paths are relative to the workflow directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Snakemake patterns ({name}: a learner's name, {sweep}: a sweep's name).
+LEARNER_PICKLE = "results/{name}/learner.pickle"
+RESULT_JSON = "results/{name}/result.json"
+LEARNER_LOG = "logs/learners/{name}.log"
+# Not a Snakemake output: Snakemake deletes the outputs of failed jobs, this must survive.
+CHECKPOINT = "state/{name}.pickle"
+SUMMARY = "results/summary.csv"
+SUMMARY_LOG = "logs/summary.log"
+SWEEP_PLOT = "results/plots/{sweep}.png"
+SWEEP_PLOT_LOG = "logs/plots/{sweep}.log"
+
+RESULTS_DIR = "results"
+LEARNER_LOGS_DIR = "logs/learners"
+# Private to the user (mode 0700): monitor keys, pidfile, address, latest state, plan.
+PRIVATE_DIR = ".adaptive-snakemake"
+
+
+def _in(workdir: str | os.PathLike, pattern: str, **wildcards) -> Path:
+    return Path(workdir) / pattern.format(**wildcards)
+
+
+def learner_pickle(name: str, workdir: str | os.PathLike = ".") -> Path:
+    return _in(workdir, LEARNER_PICKLE, name=name)
+
+
+def result_json(name: str, workdir: str | os.PathLike = ".") -> Path:
+    return _in(workdir, RESULT_JSON, name=name)
+
+
+def learner_log(name: str, workdir: str | os.PathLike = ".") -> Path:
+    return _in(workdir, LEARNER_LOG, name=name)
+
+
+def checkpoint(name: str, workdir: str | os.PathLike = ".") -> Path:
+    return _in(workdir, CHECKPOINT, name=name)
+
+
+def checkpoint_meta(checkpoint_path: str | os.PathLike) -> Path:
+    """Bookkeeping of the checkpoint beside it: fingerprint, cumulative elapsed, attempts."""
+    return Path(checkpoint_path).with_suffix(".json")
+
+
+def learner_lock(checkpoint_path: str | os.PathLike) -> Path:
+    """The lock that keeps a second job off the learner of this checkpoint."""
+    return Path(checkpoint_path).with_suffix(".lock")
+
+
+def results_dir(workdir: str | os.PathLike = ".") -> Path:
+    return Path(workdir) / RESULTS_DIR
+
+
+def learner_logs_dir(workdir: str | os.PathLike = ".") -> Path:
+    return Path(workdir) / LEARNER_LOGS_DIR
+
+
+def metrics_file(workdir: str | os.PathLike = ".") -> Path:
+    """Every valid metrics record received, one JSON object per line (pandas reads it)."""
+    return Path(workdir) / "logs" / "metrics.jsonl"
+
+
+def collector_log(workdir: str | os.PathLike = ".") -> Path:
+    return Path(workdir) / "logs" / "collector.log"
+
+
+def private_dir(workdir: str | os.PathLike = ".") -> Path:
+    return Path(workdir) / PRIVATE_DIR
+
+
+def keys_dir(workdir: str | os.PathLike = ".") -> Path:
+    return private_dir(workdir) / "keys"
+
+
+def monitor_file(workdir: str | os.PathLike = ".") -> Path:
+    """Tells jobs where the collector listens and which keys to use (no secrets inside)."""
+    return private_dir(workdir) / "monitor.json"
+
+
+def status_file(workdir: str | os.PathLike = ".") -> Path:
+    """Latest state per learner, rewritten atomically by the collector every second."""
+    return private_dir(workdir) / "status.json"
+
+
+def pid_file(workdir: str | os.PathLike = ".") -> Path:
+    """Locked by the running collector for its lifetime: one collector per workflow."""
+    return private_dir(workdir) / "collector.pid"
+
+
+def plan_file(workdir: str | os.PathLike = ".") -> Path:
+    """The learners the last snakemake run planned, and its monitor settings (for status)."""
+    return private_dir(workdir) / "plan.json"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) and make it readable by the user only."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path

@@ -1,0 +1,1 @@
+"""SLURM specifics: the plugin status fix (`compat`) and `cancel-orphans`."""
