@@ -1,7 +1,7 @@
-"""Atomic file writes: temp file in the same directory, fsync, rename, fsync the directory.
+"""Small file operations every part shares: atomic writes, appended lines, JSON reads.
 
-Light on purpose (no numpy, no adaptive): per-job status commands and the metrics
-collector use it too.
+Atomic writes: temp file in the same directory, fsync, rename, fsync the directory.
+Light on purpose (no numpy, no adaptive): the metrics collector and reporter use it too.
 """
 
 from __future__ import annotations
@@ -49,6 +49,29 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as JSON (sorted keys, indent 2, trailing newline), atomically."""
     # Serialise first: an object that fails to serialise must not touch the file at all.
     atomic_write_text(path, json.dumps(obj, sort_keys=True, indent=2) + "\n")
+
+
+def append_line(path: str | os.PathLike, line: bytes | str) -> None:
+    """Append ``line`` and a newline to ``path`` (created if missing) in one O_APPEND write.
+
+    One write per line: lines of processes sharing the file (a job's output and its metrics,
+    several jobs' lock events) never interleave on one host; on NFS, appends from different
+    hosts at the same instant can. Raises OSError.
+    """
+    data = (line.encode() if isinstance(line, str) else line) + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """The JSON value in ``path``; None if the file is missing, unreadable or not JSON."""
+    try:
+        return json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
 
 
 def _fsync_directory(directory: Path) -> None:
