@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from adaptive_snakemake.job.runner import LearnerRun
+from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.metrics.reporter import open_reporter
 from adaptive_snakemake.metrics.service import start_collector, stop_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
@@ -44,7 +45,7 @@ def throughput(workdir: Path, points: int, reporting: bool, run_id: int) -> floa
     root = workdir / f"run{run_id}"
     root.mkdir()
     learner_spec = spec(points)
-    run = LearnerRun(learner_spec, root)
+    run = LearnerRun(learner_spec, LearnerFiles.of(learner_spec.name, root))
     if reporting:
         run.reporter = open_reporter(
             "bench", 1, root / "bench.log", workdir=workdir, log_interval=1.0

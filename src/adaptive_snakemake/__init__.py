@@ -19,7 +19,8 @@ def load_metrics(workdir=".", source="auto"):
 def status(workdir=".", names=None):
     """One row per learner, the table `adaptive-snakemake status` shows, as a DataFrame.
 
-    `names`: all learner names of the workflow, so that those not started show as pending.
+    `names`: all learner names of the workflow, so that those not started show as pending
+    (default: the learners the last snakemake run planned).
     """
     from adaptive_snakemake.metrics.status import status as table
 

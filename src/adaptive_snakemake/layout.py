@@ -8,6 +8,7 @@ siblings (`checkpoint_meta`, `learner_lock`). Paths are relative to the workflow
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 # Snakemake patterns ({name}: a learner's name, {sweep}: a sweep's name).
@@ -107,3 +108,31 @@ def ensure_private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path
+
+
+@dataclass(frozen=True)
+class LearnerFiles:
+    """Where one learner's job reads and writes: the learner rule passes these paths."""
+
+    checkpoint: Path
+    learner_pickle: Path
+    result: Path
+    log: Path | None = None  # the job's log; metrics records go there too
+
+    @property
+    def meta(self) -> Path:
+        return checkpoint_meta(self.checkpoint)
+
+    @property
+    def lock(self) -> Path:
+        return learner_lock(self.checkpoint)
+
+    @classmethod
+    def of(cls, name: str, workdir: str | os.PathLike = ".") -> LearnerFiles:
+        """The files of learner `name` in `workdir`, by the patterns above."""
+        return cls(
+            checkpoint=checkpoint(name, workdir),
+            learner_pickle=learner_pickle(name, workdir),
+            result=result_json(name, workdir),
+            log=learner_log(name, workdir),
+        )

@@ -5,6 +5,7 @@ import pytest
 from adaptive_snakemake.job.checkpoint import restore_learner
 from adaptive_snakemake.job.learners import build_learner
 from adaptive_snakemake.job.runner import LearnerRun
+from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.results.plots import draw_sweep
 from adaptive_snakemake.specs.parse import parse_specs
 
@@ -48,15 +49,15 @@ def _spec(kind):
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_learner_runs_to_goal_saves_restores_and_plots(tmp_path, kind):
     spec = _spec(kind)
-    run = LearnerRun(spec, tmp_path)
+    run = LearnerRun(spec, LearnerFiles.of(spec.name, tmp_path))
     reached = run.run()
     assert reached == ("done" if not spec.goal else "npoints")
     result = run.write_results(reached)
-    assert result["npoints"] >= spec.goal.get("npoints", 1)
+    assert result.npoints >= spec.goal.get("npoints", 1)
 
     fresh = build_learner(spec)
     restored = restore_learner(fresh, tmp_path / "results" / "s" / "learner.pickle")
-    assert restored == result["npoints"]
+    assert restored == result.npoints
     assert fresh.data.keys() == run.learner.data.keys()
 
     png = draw_sweep([spec], [tmp_path / "results" / "s" / "learner.pickle"])

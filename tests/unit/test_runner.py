@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from adaptive_snakemake.layout import LearnerFiles
+from adaptive_snakemake.specs.parse import load_specs
 from tests.workflow_helpers import environment, wait_for
 
 REPO_EXAMPLES = "examples.functions"
@@ -41,14 +43,31 @@ def _workflow(tmp_path, goal="{npoints: 100000}", executor="sequential", tasks=1
     return tmp_path
 
 
+def _job_arguments(workdir):
+    """What the learner rule passes: the spec as JSON and every path."""
+    (spec,) = load_specs(workdir / "config" / "learners.yaml")
+    files = LearnerFiles.of("s")
+    return [
+        "-m",
+        "adaptive_snakemake.job",
+        "--spec",
+        str(spec),
+        "--checkpoint",
+        str(files.checkpoint),
+        "--learner-pickle",
+        str(files.learner_pickle),
+        "--result",
+        str(files.result),
+    ]
+
+
 def _start_job(workdir, *launcher, preexec_fn=None):
     env = environment()
-    env["ADAPTIVE_SNAKEMAKE_LEARNERS"] = "config/learners.yaml"
     env["ADAPTIVE_SNAKEMAKE_MONITOR"] = "off"
     return subprocess.Popen(
-        [*launcher, sys.executable, "-m", "adaptive_snakemake.job", "--name", "s"]
+        [*launcher, sys.executable, *_job_arguments(workdir)]
         if not launcher or "mpi4py" not in launcher[-1]
-        else [*launcher, "-m", "adaptive_snakemake.job", "--name", "s"],
+        else [*launcher, *_job_arguments(workdir)],
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,

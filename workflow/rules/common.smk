@@ -5,88 +5,92 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from adaptive_snakemake import layout
 from adaptive_snakemake.errors import ConfigError
 from adaptive_snakemake.specs.parse import load_specs
 
-LEARNERS_FILE = config["learners"]
-# Learner jobs read the file named here (locally, and on clusters where every job re-parses
-# this Snakefile); a path in the rule's params would rerun every learner when it changes.
-os.environ.update(ADAPTIVE_SNAKEMAKE_LEARNERS=LEARNERS_FILE)
-
 
 def _load_specs():
+    learners_file = config["learners"]
     try:
-        specs = load_specs(LEARNERS_FILE)
+        specs = load_specs(learners_file)
         if workflow.is_main_process:
             # Imports user code and adaptive: once, here, not again inside every job.
             from adaptive_snakemake.specs.validation import check_specs
 
-            check_specs(specs, LEARNERS_FILE)
+            check_specs(specs, learners_file)
     except ConfigError as error:
         raise WorkflowError(f"invalid learners file:\n{error}") from None
     return specs
 
 
 SPECS = {spec.name: spec for spec in _load_specs()}
+SWEEP_MEMBERS = {}
+for _spec in SPECS.values():
+    SWEEP_MEMBERS.setdefault(_spec.sweep, []).append(_spec)
+SWEEPS = sorted(SWEEP_MEMBERS)
 
 if workflow.is_main_process:
-    # snakemake-executor-plugin-slurm <= 2.8.0 takes a job cancelled with scancel for a
-    # running one (sacct says "CANCELLED by <uid>") and would never resubmit it.
     from adaptive_snakemake.slurm.compat import fix_plugin_status_parsing
 
     fix_plugin_status_parsing()
-SWEEPS = sorted({spec.sweep for spec in SPECS.values()})
 
 
-def _names_regex(executors):
-    sweeps = sorted(
-        {s.sweep for s in SPECS.values() if (s.executor == "mpi4py") == executors}
-    )
+def _is_mpi(spec):
+    return spec.executor == "mpi4py"
+
+
+def _names_regex(mpi):
+    sweeps = sorted({s.sweep for s in SPECS.values() if _is_mpi(s) == mpi})
     if not sweeps:
         return "(?!)"  # matches nothing
     return "(" + "|".join(re.escape(sweep) for sweep in sweeps) + ")(/.+)?"
 
 
-MPI_LEARNERS = _names_regex(executors=True)
-OTHER_LEARNERS = _names_regex(executors=False)
+MPI_LEARNERS = _names_regex(mpi=True)
+OTHER_LEARNERS = _names_regex(mpi=False)
 
 
 def get_final_outputs():
-    return ["results/summary.csv", *(f"results/plots/{sweep}.png" for sweep in SWEEPS)]
+    plots = [layout.SWEEP_PLOT.format(sweep=sweep) for sweep in SWEEPS]
+    return [layout.SUMMARY, *plots]
 
 
 def get_result_files(wildcards):
-    return [f"results/{name}/result.json" for name in SPECS]
+    return [layout.RESULT_JSON.format(name=name) for name in SPECS]
 
 
-def get_sweep_results(wildcards):
+def get_sweep_learner_files(wildcards):
+    """The saved learners a sweep's picture is drawn from."""
     return [
-        f"results/{s.name}/result.json"
-        for s in SPECS.values()
-        if s.sweep == wildcards.sweep
+        layout.LEARNER_PICKLE.format(name=s.name)
+        for s in SWEEP_MEMBERS[wildcards.sweep]
     ]
 
 
-def _sweep_fingerprint(spec):
-    """Changes when the sweep's definition or goal does: a params entry, so that Snakemake
-    reruns (and the runner continues or restarts) exactly the learners concerned."""
-    return spec.sweep_fingerprint
+def get_sweep_specs(wildcards):
+    """The sweep's learner specs, as JSON, for its picture's labels and learner types."""
+    return json.dumps([s.to_dict() for s in SWEEP_MEMBERS[wildcards.sweep]])
 
 
-def _threads(spec):
-    """Cores to reserve on this machine. MPI rank 0 only hands out points and sleeps while
-    the workers compute, so an MPI learner keeps tasks - 1 cores busy."""
-    return max(1, spec.tasks - 1) if spec.executor == "mpi4py" else spec.tasks
+def get_learner_spec(wildcards):
+    """The learner's spec; the job gets it as JSON on its command line (str(spec)).
+
+    An object, not a string, on purpose: Snakemake reruns a job when a params value
+    it can represent (str, number, list, ...) changes, and skips other values
+    (snakemake/persistence: UNREPRESENTABLE). What should rerun a learner is
+    `get_sweep_fingerprint`; resources, executor, tasks and intervals should not.
+    """
+    return SPECS[wildcards.name]
 
 
-# Resources each learner job may carry besides runtime (which grows per attempt).
-LEARNER_RESOURCES = {
-    "tasks": lambda spec: spec.tasks if spec.executor == "mpi4py" else None,
-    "mem_mb": lambda spec: spec.resources.get("mem_mb"),
-    "slurm_partition": lambda spec: spec.resources.get("slurm_partition"),
-    "slurm_account": lambda spec: spec.resources.get("slurm_account"),
-    "slurm_extra": lambda spec: spec.resources.get("slurm_extra"),
-}
+def get_launcher(wildcards, resources):
+    """How the job starts python: under the MPI launcher for mpi4py learners (the slurm
+    profile sets resources.mpi to srun), plainly otherwise. (A params function that takes
+    resources is not a rerun trigger: switching profiles must not rerun learners.)"""
+    if _is_mpi(SPECS[wildcards.name]):
+        return f"{resources.mpi} -n {resources.tasks} python -m mpi4py.futures"
+    return "python"
 
 
 def per_learner(value_of, mpi):
@@ -95,7 +99,7 @@ def per_learner(value_of, mpi):
     A constant when all those learners agree: Snakemake calls a function several times
     per job, which at 10,000 learners costs seconds per function.
     """
-    values = {value_of(s) for s in SPECS.values() if (s.executor == "mpi4py") == mpi}
+    values = {value_of(s) for s in SPECS.values() if _is_mpi(s) == mpi}
     if len(values) == 1:
         return values.pop()
 
@@ -105,7 +109,37 @@ def per_learner(value_of, mpi):
     return of_learner
 
 
-def learner_resources(mpi):
+def _sweep_fingerprint(spec):
+    """Changes when the sweep's definition or goal does: a params entry, so that Snakemake
+    reruns (and the runner continues or restarts) exactly the learners concerned."""
+    return spec.sweep_fingerprint
+
+
+def get_sweep_fingerprint(mpi):
+    return per_learner(_sweep_fingerprint, mpi)
+
+
+def _threads(spec):
+    """Cores to reserve on this machine. MPI rank 0 only hands out points and sleeps while
+    the workers compute, so an MPI learner keeps tasks - 1 cores busy."""
+    return max(1, spec.tasks - 1) if _is_mpi(spec) else spec.tasks
+
+
+def get_threads(mpi):
+    return per_learner(_threads, mpi)
+
+
+# Resources each learner job may carry besides runtime (which grows per attempt).
+LEARNER_RESOURCES = {
+    "tasks": lambda spec: spec.tasks if _is_mpi(spec) else None,
+    "mem_mb": lambda spec: spec.resources.get("mem_mb"),
+    "slurm_partition": lambda spec: spec.resources.get("slurm_partition"),
+    "slurm_account": lambda spec: spec.resources.get("slurm_account"),
+    "slurm_extra": lambda spec: spec.resources.get("slurm_extra"),
+}
+
+
+def get_learner_resources(mpi):
     """The resources of LEARNER_RESOURCES that some learner sets, per_learner."""
     resources = {}
     for key, value_of in LEARNER_RESOURCES.items():
@@ -119,9 +153,3 @@ def get_runtime(wildcards, attempt):
     """Minutes; grows per retry so a learner stopped by its walltime gets more next time."""
     base = SPECS[wildcards.name].resources["runtime"]
     return round(base * config["runtime_growth"] ** (attempt - 1))
-
-
-def get_sweep_spec_json(wildcards):
-    """The sweep's learner specs, for its plot."""
-    specs = [s.to_dict() for s in SPECS.values() if s.sweep == wildcards.sweep]
-    return json.dumps(specs)

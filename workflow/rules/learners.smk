@@ -1,53 +1,49 @@
-# One target per learner; its job finds learners.yaml through ADAPTIVE_SNAKEMAKE_LEARNERS
-# (set in common.smk), so that pointing --config learners=... at another file does not
-# rerun learners that did not change. The checkpoint (state/<name>.pickle) is deliberately not an
-# output: Snakemake deletes the outputs of failed jobs, and a retry must resume from it.
-
-
-rule learner_mpi:
-    output:
-        learner="results/{name}/learner.pickle",
-        result="results/{name}/result.json",
-    log:
-        "logs/learners/{name}.log",
-    wildcard_constraints:
-        name=MPI_LEARNERS,
-    conda:
-        "../envs/adaptive-snakemake.yaml"
-    threads: per_learner(_threads, mpi=True)
-    resources:
-        **learner_resources(mpi=True),
-        mpi="mpiexec",  # profiles/slurm sets srun --mpi=pmi2
-        runtime=get_runtime,
-    params:
-        sweep=per_learner(_sweep_fingerprint, mpi=True),
-    # exec: no shell between snakemake and the launcher (see rule learner). SLURM's stop
-    # signals reach every rank; the workers ignore them (executors.py), rank 0 saves.
-    shell:
-        "exec {resources.mpi} -n {resources.tasks} python -m mpi4py.futures -m adaptive_snakemake.job"
-        " --name {wildcards.name:q}"
-        " --sweep-fingerprint {params.sweep} >> {log:q} 2>&1"
+# One target per learner. Snakemake hands the job its spec and every path it writes. The
+# checkpoint (state/<name>.pickle) is deliberately not an output: Snakemake deletes the
+# outputs of failed jobs, and a retry must resume from it.
 
 
 rule learner:
     output:
-        learner="results/{name}/learner.pickle",
-        result="results/{name}/result.json",
+        learner=layout.LEARNER_PICKLE,
+        result=layout.RESULT_JSON,
     log:
-        "logs/learners/{name}.log",
+        layout.LEARNER_LOG,
     wildcard_constraints:
         name=OTHER_LEARNERS,
     conda:
         "../envs/adaptive-snakemake.yaml"
-    threads: per_learner(_threads, mpi=False)
+    threads: get_threads(mpi=False)
     resources:
-        **learner_resources(mpi=False),
+        **get_learner_resources(mpi=False),
         runtime=get_runtime,
     params:
-        sweep=per_learner(_sweep_fingerprint, mpi=False),
-    # exec: the learner is snakemake's own child. A stop signal (SLURM's walltime warning)
-    # reaches every process of the job: snakemake waits for its running job on SIGTERM, a
-    # shell in between would die and leave the learner orphaned in the middle of its save.
+        checkpoint=layout.CHECKPOINT,
+        spec=get_learner_spec,
+        launcher=get_launcher,
+        sweep=get_sweep_fingerprint(mpi=False),
+    # exec: the learner (or the MPI launcher) is snakemake's own child. A stop signal
+    # (SLURM's walltime warning) reaches every process of the job: snakemake waits for its
+    # running job on SIGTERM, a shell in between would die and leave the learner orphaned
+    # in the middle of its save. MPI workers ignore the signal (executors.py), rank 0 saves.
     shell:
-        "exec python -m adaptive_snakemake.job --name {wildcards.name:q}"
-        " --sweep-fingerprint {params.sweep} >> {log:q} 2>&1"
+        "exec {params.launcher} -m adaptive_snakemake.job --spec {params.spec:q}"
+        " --checkpoint {params.checkpoint:q} --learner-pickle {output.learner:q}"
+        " --result {output.result:q} --log {log:q} >> {log:q} 2>&1"
+
+
+# The same rule for mpi4py learners; only what must differ: which learners, the cores to
+# reserve, and the MPI resources (mpi: the launcher; profiles/slurm sets srun --mpi=pmi2).
+use rule learner as learner_mpi with:
+    wildcard_constraints:
+        name=MPI_LEARNERS,
+    threads: get_threads(mpi=True)
+    resources:
+        **get_learner_resources(mpi=True),
+        mpi="mpiexec",
+        runtime=get_runtime,
+    params:
+        checkpoint=layout.CHECKPOINT,
+        spec=get_learner_spec,
+        launcher=get_launcher,
+        sweep=get_sweep_fingerprint(mpi=True),

@@ -6,10 +6,12 @@
 onstart:
     from adaptive_snakemake.metrics.service import start_collector
     from adaptive_snakemake.metrics.settings import MonitorSettings
+    from adaptive_snakemake.plan import write_plan
 
-    start_collector(
-        Path.cwd(), MonitorSettings.from_config(config.get("monitor")), os.getpid()
-    )
+    monitor_settings = MonitorSettings.from_config(config.get("monitor"))
+    # What `adaptive-snakemake status` lists (learners not started show as pending).
+    write_plan(Path.cwd(), SPECS, monitor_settings)
+    start_collector(Path.cwd(), monitor_settings, os.getpid())
 
 
 onsuccess:

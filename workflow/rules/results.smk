@@ -2,9 +2,9 @@ rule summary:
     input:
         get_result_files,
     output:
-        "results/summary.csv",
+        layout.SUMMARY,
     log:
-        "logs/summary.log",
+        layout.SUMMARY_LOG,
     localrule: True
     conda:
         "../envs/adaptive-snakemake.yaml"
@@ -12,20 +12,17 @@ rule summary:
         "../scripts/summary.py"
 
 
-# Depends on the summary rather than on every learner: one edge instead of one per
-# learner keeps the DAG of a 10,000-learner sweep cheap; the summary changes whenever
-# any learner does.
 rule plot_sweep:
     input:
-        "results/summary.csv",
+        get_sweep_learner_files,
     output:
-        "results/plots/{sweep}.png",
+        layout.SWEEP_PLOT,
     log:
-        "logs/plots/{sweep}.log",
+        layout.SWEEP_PLOT_LOG,
     localrule: True
     conda:
         "../envs/adaptive-snakemake.yaml"
     params:
-        specs=get_sweep_spec_json,
+        specs=get_sweep_specs,
     script:
         "../scripts/plot_sweep.py"

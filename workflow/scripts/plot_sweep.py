@@ -3,13 +3,11 @@
 import json
 import sys
 
-from adaptive_snakemake.layout import learner_pickle
 from adaptive_snakemake.results.plots import write_sweep_plot
 from adaptive_snakemake.specs.parse import LearnerSpec
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
     specs = [LearnerSpec.from_dict(d) for d in json.loads(snakemake.params.specs)]
-    learners = [learner_pickle(spec.name) for spec in specs]
-    write_sweep_plot(specs, learners, snakemake.output[0])
+    write_sweep_plot(specs, snakemake.input, snakemake.output[0])
     print(f"plotted {len(specs)} learners", file=log)

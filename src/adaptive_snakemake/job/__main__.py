@@ -1,4 +1,11 @@
-"""A learner job: `python [-m mpi4py.futures] -m adaptive_snakemake.job --name NAME`."""
+"""A learner job, as the learner rule starts it:
+
+    [MPI launcher] python [-m mpi4py.futures] -m adaptive_snakemake.job --spec JSON
+        --checkpoint state/<name>.pickle --learner-pickle results/<name>/learner.pickle
+        --result results/<name>/result.json --log logs/learners/<name>.log
+
+Snakemake hands over the learner's spec and every path; the job computes none of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +15,24 @@ import os
 import sys
 from pathlib import Path
 
-from adaptive_snakemake import layout as paths
-from adaptive_snakemake.errors import ConfigError, LauncherError
+from adaptive_snakemake.errors import LauncherError
 from adaptive_snakemake.job.executors import check_mpi_world
 from adaptive_snakemake.job.lock import LearnerLock
 from adaptive_snakemake.job.runner import run_to_goal
-from adaptive_snakemake.specs.parse import find_spec, load_specs
+from adaptive_snakemake.layout import LearnerFiles
+from adaptive_snakemake.specs.parse import LearnerSpec
 
 log = logging.getLogger("adaptive_snakemake.job")
-LEARNERS_ENV = "ADAPTIVE_SNAKEMAKE_LEARNERS"
 
 
-def _arguments(argv):
-    parser = argparse.ArgumentParser(description="Run one learner of learners.yaml to its goal.")
-    parser.add_argument(
-        "--learners",
-        default=os.environ.get(LEARNERS_ENV),
-        help=f"the learners.yaml file (default: ${LEARNERS_ENV}, set by the workflow)",
-    )
-    parser.add_argument("--name", required=True, help="the learner's name")
-    parser.add_argument(
-        "--sweep-fingerprint",
-        help="refuse to run if the sweep's definition or goal changed since snakemake planned",
-    )
-    parser.add_argument("--root", default=".", help="the workflow directory")
-    args = parser.parse_args(argv)
-    if not args.learners:
-        parser.error(f"give --learners or set {LEARNERS_ENV}")
-    return args
-
-
-def _reporter_factory(spec, root: Path):
-    from adaptive_snakemake.metrics.reporter import open_reporter
-
-    def open_for(attempt: int):
-        log_file = paths.learner_log(spec.name, root)
-        return open_reporter(
-            name=spec.name,
-            attempt=attempt,
-            log_file=log_file,
-            workdir=root,
-            log_interval=spec.log_interval,
-        )
-
-    return open_for
+def _arguments(argv) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run one learner to its goal.")
+    parser.add_argument("--spec", required=True, help="the learner's spec, as JSON")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="state/<name>.pickle")
+    parser.add_argument("--learner-pickle", required=True, type=Path, help="the final data")
+    parser.add_argument("--result", required=True, type=Path, help="the result.json to write")
+    parser.add_argument("--log", type=Path, help="the job's log, where metrics records go too")
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
@@ -61,22 +42,16 @@ def main(argv=None) -> int:
         stream=sys.stderr,
     )
     args = _arguments(argv)
-    root = Path(args.root)
+    spec = LearnerSpec.from_json(args.spec)
+    files = LearnerFiles(args.checkpoint, args.learner_pickle, args.result, args.log)
     try:
-        spec = find_spec(load_specs(args.learners), args.name)
-        if args.sweep_fingerprint and spec.sweep_fingerprint != args.sweep_fingerprint:
-            raise ConfigError(
-                f"{args.learners}: learner {args.name!r} changed after snakemake planned this "
-                "job; rerun snakemake so it plans with the current file"
-            )
         if spec.executor == "mpi4py":
             check_mpi_world(spec.tasks)
-    except (ConfigError, LauncherError) as error:
+    except LauncherError as error:
         log.error("%s", error)
         return 2
-    lock = LearnerLock(paths.learner_lock(paths.checkpoint(spec.name, root)))
-    with lock:
-        code = run_to_goal(spec, root, _reporter_factory(spec, root), lock)
+    with LearnerLock(files.lock) as lock:
+        code = run_to_goal(spec, files, lock)
     if code != 0:
         logging.shutdown()
         # Busy MPI workers or pool processes could hold up a normal exit past the walltime;

@@ -15,12 +15,14 @@ import traceback
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
-from adaptive_snakemake import layout as paths
 from adaptive_snakemake.fileio import atomic_write_json
 from adaptive_snakemake.job.checkpoint import restore_learner, save_learner
 from adaptive_snakemake.job.executors import make_executor, shutdown
 from adaptive_snakemake.job.goals import goal_reached, learner_loss, learner_npoints
 from adaptive_snakemake.job.learners import build_learner
+from adaptive_snakemake.layout import LearnerFiles
+from adaptive_snakemake.metrics.reporter import open_reporter
+from adaptive_snakemake.results.result import Result
 from adaptive_snakemake.specs.parse import LearnerSpec
 
 log = logging.getLogger("adaptive_snakemake.job.runner")
@@ -58,16 +60,15 @@ class _SignalFlag:
             raise StopRequested(self.signum)
 
 
-def read_meta(name: str, root: Path) -> dict:
-    path = paths.checkpoint_meta(paths.checkpoint(name, root))
-    if not path.exists():
+def read_meta(files: LearnerFiles) -> dict:
+    if not files.meta.exists():
         return {}
-    return json.loads(path.read_text())
+    return json.loads(files.meta.read_text())
 
 
-def _set_aside_foreign_checkpoint(spec: LearnerSpec, root: Path, meta: dict) -> dict:
+def _set_aside_foreign_checkpoint(spec: LearnerSpec, files: LearnerFiles, meta: dict) -> dict:
     """A checkpoint of a different learner definition must not be continued, nor deleted."""
-    checkpoint = paths.checkpoint(spec.name, root)
+    checkpoint = files.checkpoint
     if checkpoint.exists() and meta.get("fingerprint") != spec.fingerprint:
         aside = checkpoint.with_name(f"{checkpoint.name}.superseded-{int(time.time())}")
         checkpoint.rename(aside)
@@ -83,14 +84,14 @@ def _set_aside_foreign_checkpoint(spec: LearnerSpec, root: Path, meta: dict) -> 
 class LearnerRun:
     """One attempt at one learner: restore, loop to the goal, save, write results."""
 
-    def __init__(self, spec: LearnerSpec, root: Path = Path("."), reporter=None, lock=None):
+    def __init__(self, spec: LearnerSpec, files: LearnerFiles, reporter=None, lock=None):
         self.spec = spec
-        self.root = root
+        self.files = files
         self.reporter = reporter
         self.lock = lock
         self.learner = build_learner(spec)
-        meta = _set_aside_foreign_checkpoint(spec, root, read_meta(spec.name, root))
-        self.restored_npoints = restore_learner(self.learner, paths.checkpoint(spec.name, root))
+        meta = _set_aside_foreign_checkpoint(spec, files, read_meta(files))
+        self.restored_npoints = restore_learner(self.learner, files.checkpoint)
         self.elapsed_before = float(meta.get("elapsed", 0.0))
         self.attempts = int(meta.get("attempts", 0)) + 1
         self.started = time.monotonic()
@@ -116,7 +117,7 @@ class LearnerRun:
             "npoints": learner_npoints(self.learner),
             "saved_at": time.time(),
         }
-        atomic_write_json(paths.checkpoint_meta(paths.checkpoint(self.spec.name, self.root)), meta)
+        atomic_write_json(self.files.meta, meta)
 
     def save(self) -> None:
         """Checkpoint now. Raises if it cannot be written: losing data silently is worse."""
@@ -124,7 +125,7 @@ class LearnerRun:
             raise LockLost(f"another job took over {self.spec.name}; this one stops unsaved")
         started = time.monotonic()
         self._report("saving")
-        save_learner(self.learner, paths.checkpoint(self.spec.name, self.root))
+        save_learner(self.learner, self.files.checkpoint)
         self._write_meta()
         log.info(
             "saved %d points in %.2f s", learner_npoints(self.learner), time.monotonic() - started
@@ -193,45 +194,47 @@ class LearnerRun:
         self.save()
         return reached
 
-    def write_results(self, reached: str) -> dict:
-        name = self.spec.name
-        save_learner(self.learner, paths.learner_pickle(name, self.root))
+    def write_results(self, reached: str) -> Result:
+        save_learner(self.learner, self.files.learner_pickle)
         loss = learner_loss(self.learner)
-        result = {
-            "name": name,
-            "sweep": self.spec.sweep,
-            "learner": self.spec.learner,
-            "params": self.spec.params,
-            "npoints": learner_npoints(self.learner),
-            "loss": loss if math.isfinite(loss) else None,
-            "elapsed": round(self.elapsed, 3),
-            "goal": self.spec.goal,
-            "reached": reached,
-            "attempts": self.attempts,
-            "restored_npoints": self.restored_npoints,
-            "fingerprint": self.spec.fingerprint,
-        }
-        atomic_write_json(paths.result_json(name, self.root), result)
+        result = Result(
+            name=self.spec.name,
+            sweep=self.spec.sweep,
+            learner=self.spec.learner,
+            params=self.spec.params,
+            npoints=learner_npoints(self.learner),
+            loss=loss if math.isfinite(loss) else None,
+            elapsed=round(self.elapsed, 3),
+            goal=self.spec.goal,
+            reached=reached,
+            attempts=self.attempts,
+            restored_npoints=self.restored_npoints,
+            fingerprint=self.spec.fingerprint,
+        )
+        result.write(self.files.result)
         self._report("done")
         return result
 
 
-def run_to_goal(spec: LearnerSpec, root: Path = Path("."), open_reporter=None, lock=None) -> int:
+def run_to_goal(spec: LearnerSpec, files: LearnerFiles, lock=None) -> int:
     """Run one learner to its goal and write its results; returns the job's exit code.
 
     On a signal or a failing function the learner is saved first, so a retry resumes.
-    `open_reporter(attempt)` gives the metrics reporter for this attempt.
+    Metrics go to the collector (if one runs) and to the job's log, tagged with the attempt.
     """
     flag = _SignalFlag()
     flag.install()
-    run = LearnerRun(spec, root, lock=lock)
-    if open_reporter is not None:
-        run.reporter = open_reporter(run.attempts)
-    try:
+    run = LearnerRun(spec, files, lock=lock)
+    reporter = open_reporter(
+        name=spec.name,
+        attempt=run.attempts,
+        log_file=files.log,
+        workdir=Path.cwd(),
+        log_interval=spec.log_interval,
+    )
+    with reporter:
+        run.reporter = reporter
         return _run_and_write(run, flag)
-    finally:
-        if run.reporter is not None:
-            run.reporter.close()
 
 
 def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
@@ -252,10 +255,10 @@ def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
     log.info(
         "goal %s reached: %d points, loss %s, %.1f s over %d attempt(s)",
         reached,
-        result["npoints"],
-        result["loss"],
-        result["elapsed"],
-        result["attempts"],
+        result.npoints,
+        result.loss,
+        result.elapsed,
+        result.attempts,
     )
     return 0
 

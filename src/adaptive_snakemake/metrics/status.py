@@ -3,9 +3,9 @@
 Sources, all read from files (the collector's socket is never queried):
 .adaptive-snakemake/status.json (latest record per learner, rewritten by the
 collector every second), the last JSON line of each job log when no collector is
-live, results/**/result.json for finished learners, and the learner names from
-config/learners.yaml (via adaptive_snakemake.specs.parse, when available) so that
-learners not started yet show as pending.
+live, results/**/result.json for finished learners, and the plan the last snakemake
+run wrote (.adaptive-snakemake/plan.json: every learner name and the monitor settings),
+so that learners not started yet show as pending.
 """
 
 import argparse
@@ -23,6 +23,7 @@ from adaptive_snakemake.metrics.history import last_record, learner_log_files
 from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.state import STATES, state_of
+from adaptive_snakemake.plan import read_plan
 
 COLUMNS = [
     "name",
@@ -55,16 +56,19 @@ class StatusReader:
     def __init__(self, workdir: str | os.PathLike = ".", names=None):
         self.workdir = Path(workdir)
         self.names = list(names) if names is not None else None
+        self.plan = None
         self._results: dict[Path, tuple[float, dict | None]] = {}
         self.collector: dict | None = None
         self.source = "none"
 
     def table(self, now: float | None = None) -> pd.DataFrame:
         now = time.time() if now is None else now
-        settings = _workflow_settings(self.workdir)
+        self.plan = read_plan(self.workdir)
+        settings = self.plan.monitor if self.plan else MonitorSettings()
+        planned = self.names if self.names is not None else self.plan.names if self.plan else ()
         latest, stale_intervals = self._latest_records(settings, now)
         results = self._read_results()
-        names = set(latest) | set(results) | set(self.names or ())
+        names = set(latest) | set(results) | set(planned)
         rows = [
             _row(name, latest.get(name), results.get(name), stale_intervals, now) for name in names
         ]
@@ -159,8 +163,9 @@ def status(workdir: str | os.PathLike = ".", names=None) -> pd.DataFrame:
     """One row per learner: name, state (pending/running/done/failed/stale), npoints, loss,
     rate (points/s), cpu (%), rss_mb, attempts, host, job_id, elapsed (s), last_seen (unix s).
 
-    `names`: every learner of the workflow (e.g. from the specs), so that those not
-    started yet appear as pending; learners seen in metrics or results always appear.
+    `names`: every learner of the workflow, so that those not started yet appear as
+    pending (default: those the last snakemake run planned); learners seen in metrics or
+    results always appear.
     """
     return StatusReader(workdir, names).table()
 
@@ -280,42 +285,6 @@ def render(
 # -- command line -------------------------------------------------------------------------------
 
 
-def _workflow_settings(workdir: Path) -> MonitorSettings:
-    config = workdir / "config" / "config.yaml"
-    try:
-        from adaptive_snakemake.specs.yamlio import load_yaml
-
-        return MonitorSettings.from_config((load_yaml(config) or {}).get("monitor"))
-    except Exception:  # a status view must work even with a config being edited
-        return MonitorSettings()
-
-
-def spec_names(workdir: Path) -> list[str] | None:
-    """Names of all learners in the workflow's learners file, if the specs library can tell."""
-    try:
-        from adaptive_snakemake.specs.parse import load_specs
-        from adaptive_snakemake.specs.yamlio import load_yaml
-    except ImportError:
-        return None
-    config_file = workdir / "config" / "config.yaml"
-    if not config_file.exists():
-        return None
-    try:
-        config = load_yaml(config_file) or {}
-        learners = workdir / config.get("learners", "config/learners.yaml")
-        if not learners.exists():
-            return None
-        cwd = os.getcwd()
-        os.chdir(workdir)  # learner functions are importable from the working directory
-        try:
-            return [spec.name for spec in load_specs(learners)]
-        finally:
-            os.chdir(cwd)
-    except Exception as exc:
-        print(f"adaptive-snakemake status: learners file not read ({exc})", file=sys.stderr)
-        return None
-
-
 def main_status(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="adaptive-snakemake status",
@@ -339,7 +308,7 @@ def main_status(argv=None) -> int:
         if unknown:
             parser.error(f"unknown state(s) {', '.join(unknown)}; choose from {', '.join(STATES)}")
     workdir = Path(args.workdir)
-    reader = StatusReader(workdir, spec_names(workdir))
+    reader = StatusReader(workdir)
 
     def current():
         frame = reader.table()

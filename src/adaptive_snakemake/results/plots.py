@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adaptive_snakemake.job.checkpoint import atomic_write_bytes, restore_learner  # noqa: E402
+from adaptive_snakemake.fileio import atomic_write_bytes  # noqa: E402
+from adaptive_snakemake.job.checkpoint import restore_learner  # noqa: E402
 from adaptive_snakemake.job.learners import learner_kwargs  # noqa: E402
 from adaptive_snakemake.specs.parse import LearnerSpec  # noqa: E402
 

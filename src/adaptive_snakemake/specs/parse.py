@@ -68,6 +68,14 @@ class LearnerSpec:
     def from_dict(cls, data: dict) -> LearnerSpec:
         return cls(**data)
 
+    def __str__(self) -> str:
+        """Compact JSON: how the learner rule hands the spec to its job (`{params.spec:q}`)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> LearnerSpec:
+        return cls.from_dict(json.loads(text))
+
 
 def format_value(value) -> str:
     """Canonical text of a grid value: the same value always gives the same name."""
@@ -273,12 +281,3 @@ def _check_cluster_settings_everywhere(path: Path, specs: list[LearnerSpec]) -> 
 def load_specs(path: str | Path) -> list[LearnerSpec]:
     """Specs of every learner in the learners.yaml at `path`; ConfigError if it is invalid."""
     return parse_specs(load_yaml(path), path)
-
-
-def find_spec(specs: list[LearnerSpec], name: str) -> LearnerSpec:
-    for spec in specs:
-        if spec.name == name:
-            return spec
-    raise ConfigError(
-        f"no learner named {name!r} (known sweeps: {sorted({s.sweep for s in specs})})"
-    )
