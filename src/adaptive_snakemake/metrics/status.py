@@ -9,7 +9,6 @@ so that learners not started yet show as pending.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptive_snakemake import layout
+from adaptive_snakemake.fileio import read_json_or_none
 from adaptive_snakemake.metrics.history import last_record, learner_log_files
 from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
@@ -81,7 +81,7 @@ class StatusReader:
     def _latest_records(self, settings: MonitorSettings, now: float):
         """name -> (record, last_seen, interval); from the collector, else from job logs."""
         self.collector = None
-        status = _read_json(layout.status_file(self.workdir))
+        status = read_json_or_none(layout.status_file(self.workdir))
         live = running_collector(self.workdir) is not None
         latest = {}
         stale_intervals = settings.stale_intervals
@@ -115,7 +115,7 @@ class StatusReader:
                 continue
             cached = self._results.get(path)
             if cached is None or cached[0] != mtime:
-                data = _read_json(path)
+                data = read_json_or_none(path)
                 cached = (mtime, data if isinstance(data, dict) else None)
                 self._results[path] = cached
             data = cached[1]
@@ -340,13 +340,6 @@ def main_status(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 if __name__ == "__main__":
