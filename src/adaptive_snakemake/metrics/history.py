@@ -10,7 +10,7 @@ import pandas as pd
 from adaptive_snakemake import layout
 from adaptive_snakemake.metrics.record import FIELDS, record_problem
 
-COLUMNS = [f.name for f in FIELDS]
+COLUMNS = list(FIELDS)
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[dict]:
