@@ -36,15 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LearnerLock", "default_owner"]
+from adaptive_snakemake.fileio import append_line
+from adaptive_snakemake.processes import batch_job_id, is_alive
 
 logger = logging.getLogger(__name__)
-
-
-def default_owner() -> dict[str, Any]:
-    """Who we are, as the lock file and the history record it."""
-    job_id = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID")
-    return {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid()}
 
 
 @dataclass(frozen=True)
@@ -120,7 +115,9 @@ class LearnerLock:
         self.heartbeat = heartbeat
         self.stale_after = stale_after
         self.poll = poll
-        self.owner = {**default_owner(), **(owner or {})}
+        # Who we are, as the lock file and the history record it.
+        me = {"job_id": batch_job_id(), "host": socket.gethostname(), "pid": os.getpid()}
+        self.owner = {**me, **(owner or {})}
         self.lost = False  # set by the heartbeat if another process took our lock over
         self._token: str | None = None
         self._holder_pid: int | None = None
@@ -174,13 +171,7 @@ class LearnerLock:
         info = current.info or {}
         if info.get("host") != self.owner.get("host") or not isinstance(info.get("pid"), int):
             return False
-        try:
-            os.kill(info["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False  # alive, someone else's
-        return False
+        return not is_alive(info["pid"])
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lock file if it is still ours."""
@@ -328,16 +319,10 @@ class LearnerLock:
     def _record(self, event: str, **details: Any) -> None:
         """Append one event to the history. Diagnostics only: a failure is logged, not raised.
 
-        One os.write with O_APPEND: atomic between processes of one host; on NFS, appends
-        from different hosts at the same instant can interleave (events are rare).
+        On NFS, appends from different hosts at the same instant can interleave; events are rare.
         """
         entry = {"event": event, "time": time.time(), **self.owner, "token": self._token}
-        line = json.dumps({**entry, **details}, sort_keys=True) + "\n"
         try:
-            fd = os.open(self.history_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+            append_line(self.history_path, json.dumps({**entry, **details}, sort_keys=True))
         except OSError as e:
             logger.warning("could not append to %s: %s", self.history_path, e)

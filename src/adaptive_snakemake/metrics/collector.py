@@ -1,6 +1,6 @@
 """The collector: one process beside the workflow that receives every job's records.
 
-    python -m adaptive_snakemake.metrics.collector --workdir DIR --parent-pid PID
+    python -m adaptive_snakemake.metrics.collector --workdir DIR --parent-pid PID --settings JSON
 
 It binds a ZeroMQ PULL socket (CURVE + a ZAP allow-list of client keys by default),
 appends every valid record to logs/metrics.jsonl, and rewrites
@@ -9,7 +9,8 @@ that is not a valid record is dropped and counted; nothing is ever unpickled. It
 exits on SIGTERM/SIGINT or as soon as its parent (snakemake) is gone, even after
 `kill -9`. One collector per workflow: it holds a lock on .adaptive-snakemake/collector.pid.
 
-Started and stopped by `adaptive_snakemake.metrics.service` (the Snakefile's handlers).
+Started and stopped by `adaptive_snakemake.metrics.service`, which the workflow's
+onstart/onsuccess/onerror handlers (workflow/rules/monitor.smk) call.
 """
 
 import argparse
@@ -23,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
@@ -32,9 +32,10 @@ from adaptive_snakemake.fileio import atomic_write_bytes
 from adaptive_snakemake.metrics.address import bind_endpoint
 from adaptive_snakemake.metrics.keys import KeyFiles, ensure_keys, load_key_pair
 from adaptive_snakemake.metrics.pidfile import CollectorRunning, take_lock, write_info
-from adaptive_snakemake.metrics.record import _decode, encode_record, is_valid_record
+from adaptive_snakemake.metrics.record import RecordError, encode_record, parse_record
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.state import LatestState
+from adaptive_snakemake.processes import find_process, is_alive
 
 log = logging.getLogger("adaptive_snakemake.collector")
 
@@ -51,7 +52,7 @@ class Collector:
     def __init__(self, workdir: str | os.PathLike, settings: MonitorSettings, parent_pid=None):
         self.workdir = Path(workdir).resolve()
         self.settings = settings
-        self.parent = _process_or_none(parent_pid)
+        self.parent = find_process(parent_pid)  # None if given and already gone
         self.parent_pid = parent_pid
         self.endpoint = bind_endpoint(self.workdir, settings)
         self.state = LatestState(settings.log_interval, settings.stale_intervals)
@@ -194,16 +195,10 @@ class Collector:
                     dropped["multipart"] += 1
                     continue
                 frame = message.bytes
-                if len(frame) > max_bytes:
-                    dropped["too_large"] += 1
-                    continue
                 try:
-                    record = _decode(frame.decode())
-                except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-                    dropped["not_json"] += 1
-                    continue
-                if not is_valid_record(record):
-                    dropped["invalid"] += 1
+                    record = parse_record(frame, max_bytes)
+                except RecordError as exc:
+                    dropped[exc.reason] += 1
                     continue
                 if b"\n" in frame or b"\r" in frame:  # keep one record per line
                     frame = encode_record(record)
@@ -215,12 +210,7 @@ class Collector:
             self.stored += stored
 
     def parent_alive(self) -> bool:
-        if self.parent is None:
-            return True
-        try:
-            return self.parent.is_running() and self.parent.status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
+        return self.parent_pid is None or is_alive(self.parent)
 
     def counters(self) -> dict:
         return {
@@ -239,20 +229,6 @@ class Collector:
         self._status_due = time.monotonic() + STATUS_IDLE_REWRITE_S
 
 
-def _process_or_none(pid):
-    if pid is None:
-        return None
-    try:
-        return psutil.Process(pid)  # remembers the start time: a reused pid does not fool it
-    except psutil.Error:
-        return _GoneProcess()
-
-
-class _GoneProcess:
-    def is_running(self):
-        return False
-
-
 def _raise_fd_limit() -> None:
     """Each connected job holds a TCP connection; allow as many as the hard limit does."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -260,28 +236,16 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _settings_from_args(args) -> MonitorSettings:
-    if args.settings:
-        return MonitorSettings.from_config(json.loads(args.settings), where="--settings")
-    config = Path(args.config) if args.config else Path(args.workdir) / "config" / "config.yaml"
-    if config.exists():
-        from adaptive_snakemake.specs.yamlio import load_yaml
-
-        return MonitorSettings.from_config(
-            (load_yaml(config) or {}).get("monitor"), where=str(config)
-        )
-    return MonitorSettings()
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adaptive_snakemake.metrics.collector")
     parser.add_argument("--workdir", default=".", help="workflow directory (default: .)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
-    parser.add_argument("--settings", help="monitor settings as JSON (default: read --config)")
-    parser.add_argument("--config", help="config.yaml to read `monitor:` from")
+    parser.add_argument("--settings", help="monitor settings as JSON (default: the defaults)")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir).resolve()
-    settings = _settings_from_args(args)
+    settings = MonitorSettings.from_config(
+        json.loads(args.settings) if args.settings else None, where="--settings"
+    )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s collector %(process)d %(levelname)s %(message)s"
     )

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from adaptive_snakemake import layout
+from adaptive_snakemake.fileio import read_json_or_none
 
 
 class CollectorRunning(RuntimeError):
@@ -25,12 +26,11 @@ def take_lock(path: Path, attempts: int = 20) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     for attempt in range(attempts):
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
+            if _try_flock(fd, fcntl.LOCK_EX):
+                return fd
+        except OSError:
+            os.close(fd)
+            raise
         if attempt + 1 < attempts:
             time.sleep(0.05)
     os.close(fd)
@@ -51,27 +51,28 @@ def running_collector(workdir: str | os.PathLike) -> dict | None:
     except FileNotFoundError:
         return None
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            # Locked: a collector runs. Its pid is written right after it binds.
-            info = {}
-            for _ in range(40):
-                info = _read_json(path) or {}
-                if info.get("pid"):
-                    break
-                time.sleep(0.05)
-            return info if info.get("pid") else {"pid": None}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+        if _try_flock(fd, fcntl.LOCK_SH):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
     finally:
         os.close(fd)
+    # Locked: a collector runs. Its pid is written right after it binds.
+    info = {}
+    for _ in range(40):
+        info = read_json_or_none(path) or {}
+        if info.get("pid"):
+            break
+        time.sleep(0.05)
+    return info if info.get("pid") else {"pid": None}
 
 
-def _read_json(path: Path):
+def _try_flock(fd: int, operation: int) -> bool:
+    """Take the flock `operation` (LOCK_EX or LOCK_SH) without waiting; False if another
+    process holds a conflicting one."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True

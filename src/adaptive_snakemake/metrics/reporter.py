@@ -19,19 +19,17 @@ from pathlib import Path
 import psutil
 import zmq
 
+from adaptive_snakemake.fileio import append_line
 from adaptive_snakemake.metrics.address import MonitorAddress, find_address, resolve_key_path
 from adaptive_snakemake.metrics.keys import load_key_pair
 from adaptive_snakemake.metrics.record import VERSION, check_record, encode_record
+from adaptive_snakemake.processes import batch_job_id
 
 SEND_HWM = 16  # records queued while the collector is away; older ones are lost anyway
 RECONNECT_MAX_MS = 5000  # thousands of jobs must not hammer a collector that is down
 HEARTBEAT_MS = 10000  # notice a half-open connection (collector host gone) and reconnect
 USAGE_MIN_INTERVAL_S = 1.0
 CLOSE_LINGER_MS = 500
-
-
-def job_id() -> str:
-    return os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or "local"
 
 
 class Reporter:
@@ -57,7 +55,7 @@ class Reporter:
             "v": VERSION,
             "name": name,
             "attempt": attempt,
-            "job_id": job_id()[:128],
+            "job_id": (batch_job_id() or "local")[:128],
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
         }
@@ -165,12 +163,7 @@ class Reporter:
         if self.log_file is None:
             return
         try:
-            # O_APPEND: a whole line per write, even when the job's output shares the file.
-            fd = os.open(self.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, frame + b"\n")
-            finally:
-                os.close(fd)
+            append_line(self.log_file, frame)  # one write: the job's output shares the file
         except OSError as exc:
             if self._log_error_shown:
                 return

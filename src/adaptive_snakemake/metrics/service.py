@@ -1,8 +1,7 @@
-"""Start and stop the workflow's collector: what the Snakefile's onstart/onsuccess/onerror call.
+"""Start and stop the workflow's collector.
 
-onstart:   start_collector(Path.cwd(), MonitorSettings.from_config(config.get("monitor")),
-                           os.getpid())
-onsuccess / onerror:   stop_collector(Path.cwd())
+workflow/rules/monitor.smk calls `start_collector` at onstart (with snakemake's pid as the
+parent the collector watches) and `stop_collector` at onsuccess and onerror.
 """
 
 import contextlib
@@ -14,13 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 from adaptive_snakemake import layout
 from adaptive_snakemake.metrics.address import MonitorAddress, publish_address
 from adaptive_snakemake.metrics.keys import ensure_keys
 from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
+from adaptive_snakemake.processes import is_alive
 
 _spawned: list[subprocess.Popen] = []  # kept so Python reaps them without ResourceWarnings
 
@@ -42,7 +40,7 @@ def start_collector(
     publish_address(workdir, MonitorAddress.for_workflow(workdir, settings, keys))
     running = running_collector(workdir)
     if running is not None:
-        if running.get("parent_pid") in (parent_pid, None) or _alive(running.get("parent_pid")):
+        if running.get("parent_pid") in (parent_pid, None) or is_alive(running.get("parent_pid")):
             return running.get("pid")
         # Left over from a snakemake killed a moment ago: it is about to exit by itself.
         if not _wait_until(lambda: running_collector(workdir) is None, 2.0):
@@ -91,15 +89,6 @@ def stop_collector(workdir: str | os.PathLike, timeout: float = 5.0) -> bool:
         if process.poll() is not None:
             _spawned.remove(process)
     return True
-
-
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _wait_until(condition, timeout: float) -> bool:
