@@ -14,14 +14,8 @@ import numpy as np
 import pytest
 from adaptive.learner.learner1D import curvature_loss_function
 
-from adaptive_snakemake.job.checkpoint import (
-    CheckpointError,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    restore_learner,
-    save_learner,
-)
+from adaptive_snakemake.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from adaptive_snakemake.job.checkpoint import CheckpointError, restore_learner, save_learner
 
 OLD = b"the old checkpoint\n"
 
@@ -125,7 +119,7 @@ def test_write_failing_midway_raises_and_leaves_old_file(tmp_path):
     child = run_child(
         """
         import resource, signal, sys
-        from adaptive_snakemake.job.checkpoint import atomic_write_bytes
+        from adaptive_snakemake.fileio import atomic_write_bytes
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so the write fails instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
         try:
@@ -149,7 +143,7 @@ def test_writer_killed_midway_leaves_old_file(tmp_path):
     child = run_child(
         """
         import os, sys, time
-        from adaptive_snakemake.job.checkpoint import atomic_write_bytes
+        from adaptive_snakemake.fileio import atomic_write_bytes
         real_fsync = os.fsync
         def fsync_then_hang(fd):
             real_fsync(fd)

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic file writes, and learners saved in adaptive's own format.
+"""Checkpoints: learners saved in adaptive's own format, atomically.
 
 A checkpoint is exactly what ``learner.save(path)`` would write (gzip of the cloudpickled
 ``learner._get_data()``), so ``learner.load(path)`` reads it. Two things differ from adaptive:
@@ -20,16 +20,7 @@ import numpy as np
 from adaptive import BalancingLearner, DataSaver, Learner1D
 from adaptive.learner.learner1D import _get_neighbors_from_array, loss_manager
 
-from adaptive_snakemake.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-
-__all__ = [
-    "CheckpointError",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
-    "restore_learner",
-    "save_learner",
-]
+from adaptive_snakemake.fileio import atomic_write_bytes
 
 
 class CheckpointError(Exception):
