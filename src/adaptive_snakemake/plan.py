@@ -7,13 +7,12 @@ parsing config.yaml or learners.yaml itself.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 
 from adaptive_snakemake import layout
-from adaptive_snakemake.fileio import atomic_write_json
+from adaptive_snakemake.fileio import atomic_write_json, read_json_or_none
 from adaptive_snakemake.metrics.settings import MonitorSettings
 
 
@@ -34,10 +33,7 @@ def write_plan(workdir: str | os.PathLike, names, monitor: MonitorSettings) -> N
 
 def read_plan(workdir: str | os.PathLike) -> Plan | None:
     """The last run's plan; None before the first run (or if the file is unreadable)."""
-    try:
-        data = json.loads(layout.plan_file(workdir).read_text())
-    except (OSError, ValueError):
-        return None
+    data = read_json_or_none(layout.plan_file(workdir))
     if not isinstance(data, dict) or not isinstance(data.get("names"), list):
         return None
     return Plan(

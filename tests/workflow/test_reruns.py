@@ -85,6 +85,24 @@ def test_other_learners_file_from_the_command_line(tmp_path):
     assert not (workdir / "results" / "b" / "offset~0.1").exists()
 
 
+def test_another_file_and_other_run_settings_rerun_nothing(tmp_path):
+    """The job's spec comes from Snakemake, but only the definition and goal rerun a learner:
+    not the learners file's path, nor intervals, executor settings or resources."""
+    workdir = make_workdir(tmp_path, LEARNERS)
+    run_snakemake(workdir)
+    before = _mtimes(workdir, ["a", "b/offset~0.1", "b/offset~0.2"])
+    other = workdir / "config" / "other.yaml"
+    other.write_text(
+        LEARNERS.replace("save_interval: 1", "save_interval: 7")
+        .replace("log_interval: 1", "log_interval: 3\n  resources: {runtime: 9, mem_mb: 700}")
+        .replace("executor: sequential\n  tasks: 1", "executor: process-pool\n  tasks: 2")
+    )
+    dry = run_snakemake(workdir, "-n", "--config", "learners=config/other.yaml")
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout
+    run_snakemake(workdir, "--config", "learners=config/other.yaml")
+    assert _mtimes(workdir, ["a", "b/offset~0.1", "b/offset~0.2"]) == before
+
+
 def test_changed_definition_reruns_from_zero_and_keeps_the_old_checkpoint(tmp_path):
     workdir = make_workdir(tmp_path, LEARNERS)
     run_snakemake(workdir)

@@ -68,8 +68,13 @@ def get_sweep_learner_files(wildcards):
     ]
 
 
-def get_sweep_specs(wildcards):
-    """The sweep's learner specs, as JSON, for its picture's labels and learner types."""
+def get_sweep_specs(wildcards, input):
+    """The specs of the learners in `input`, as JSON, for the picture's labels and types.
+
+    Takes `input` so that Snakemake treats it as derived from the input files and not as
+    a rerun trigger of its own: the picture is redrawn when a learner's data changes, not
+    when a run setting such as save_interval does.
+    """
     return json.dumps([s.to_dict() for s in SWEEP_MEMBERS[wildcards.sweep]])
 
 
