@@ -11,6 +11,7 @@ from adaptive_snakemake import load_metrics, status
 from adaptive_snakemake.layout import metrics_file, status_file
 from adaptive_snakemake.metrics.record import encode_record
 from adaptive_snakemake.metrics.status import StatusReader, main_status, render
+from adaptive_snakemake.results.result import Result
 
 
 def record(name, t, status="running", **changes):
@@ -49,9 +50,22 @@ def write_log(workdir, name, records, noise=True):
 def write_result(workdir, name, mtime=None, **values):
     path = workdir / "results" / name / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"name": name, "npoints": 200, "loss": 0.01, "elapsed": 60.0, "attempts": 2}
+    data = dict(
+        name=name,
+        sweep=name.split("/")[0],
+        learner="Learner1D",
+        params={},
+        npoints=200,
+        loss=0.01,
+        elapsed=60.0,
+        goal={"npoints": 200},
+        reached="npoints",
+        attempts=2,
+        restored_npoints=0,
+        fingerprint="0" * 16,
+    )
     data.update(values)
-    path.write_text(json.dumps(data))
+    Result(**data).write(path)
     if mtime is not None:
         os.utime(path, (mtime, mtime))
 

@@ -24,6 +24,7 @@ from adaptive_snakemake.metrics.pidfile import running_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.state import STATES, state_of
 from adaptive_snakemake.plan import read_plan
+from adaptive_snakemake.results.result import Result
 
 COLUMNS = [
     "name",
@@ -57,7 +58,7 @@ class StatusReader:
         self.workdir = Path(workdir)
         self.names = list(names) if names is not None else None
         self.plan = None
-        self._results: dict[Path, tuple[float, dict | None]] = {}
+        self._results: dict[Path, tuple[float, Result | None]] = {}
         self.collector: dict | None = None
         self.source = "none"
 
@@ -104,7 +105,8 @@ class StatusReader:
                     latest[record["name"]] = (record, record["t"], interval)
         return latest, stale_intervals
 
-    def _read_results(self) -> dict[str, dict]:
+    def _read_results(self) -> dict[str, tuple[Result, float]]:
+        """name -> (result, mtime of its result.json); unreadable files are skipped."""
         results = {}
         seen = set()
         for path in layout.results_dir(self.workdir).glob("**/result.json"):
@@ -115,12 +117,13 @@ class StatusReader:
                 continue
             cached = self._results.get(path)
             if cached is None or cached[0] != mtime:
-                data = read_json_or_none(path)
-                cached = (mtime, data if isinstance(data, dict) else None)
+                try:
+                    cached = (mtime, Result.read(path))
+                except (OSError, ValueError):  # being written, or not a result: skip it
+                    cached = (mtime, None)
                 self._results[path] = cached
-            data = cached[1]
-            if data is not None and isinstance(data.get("name"), str):
-                results[data["name"]] = {**data, "_mtime": mtime}
+            if cached[1] is not None:
+                results[cached[1].name] = (cached[1], mtime)
         for path in set(self._results) - seen:
             del self._results[path]
         return results
@@ -146,14 +149,11 @@ def _row(name, latest, result, stale_intervals, now) -> dict:
             last_seen=last_seen,
         )
     # A record newer than result.json means the learner runs again (e.g. a raised goal).
-    if result is not None and (record is None or record["t"] <= result["_mtime"]):
+    if result is not None and (record is None or record["t"] <= result[1]):
+        result = result[0]
         row.update(state="done", rate=math.nan, cpu=math.nan, rss_mb=math.nan)
-        for column, key in (("npoints", "npoints"), ("loss", "loss"), ("elapsed", "elapsed")):
-            value = result.get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                row[column] = value
-        if isinstance(result.get("attempts"), int):
-            row["attempts"] = result["attempts"]
+        row.update(npoints=result.npoints, elapsed=result.elapsed, attempts=result.attempts)
+        row["loss"] = result.loss if result.loss is not None else math.nan
     elif row["state"] == "done":
         row.update(rate=math.nan, cpu=math.nan, rss_mb=math.nan)
     return row
