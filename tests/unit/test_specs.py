@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from adaptive_snakemake.errors import ConfigError
@@ -165,6 +167,76 @@ BAD = [
         ["sweep 't', key 'resources.slurm_partition'", "defaults.resources"],
     ),
     ("not a mapping", "- a\n- b", ["expected a mapping"]),
+    # Hardening (issue 10): names that would escape results/ and state/ or break a job.
+    (
+        "sweep named ..",
+        "sweeps:\n  '..': {function: m:f, learner: Learner1D, combos: {offset: [0]}}",
+        ["sweep '..'", "invalid name"],
+    ),
+    ("sweep named .", "sweeps:\n  '.': {function: m:f, learner: Learner1D}", ["invalid name"]),
+    ("hidden sweep", "sweeps:\n  .s: {function: m:f, learner: Learner1D}", ["invalid name"]),
+    ("leading dash", "sweeps:\n  -x: {function: m:f, learner: Learner1D}", ["invalid name"]),
+    (
+        "reserved sweep name",
+        "sweeps:\n  plots: {function: m:f, learner: Learner1D}",
+        ["sweep 'plots', key 'name'", "reserved"],
+    ),
+    (
+        "trailing newline in a sweep name",
+        'sweeps:\n  "s\\n": {function: m:f, learner: Learner1D}',
+        ["invalid name"],
+    ),
+    (
+        "trailing newline in a grid value",
+        'sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: ["a\\n"]}}',
+        ["sweep 's', key 'combos.p'", "file name"],
+    ),
+    (
+        "trailing newline in a function",
+        'sweeps:\n  s: {function: "m:f\\n", learner: Learner1D}',
+        ["sweep 's', key 'function'", "does not match"],
+    ),
+    (
+        "long value",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [" + "a" * 300 + "]}}",
+        ["sweep 's', key 'combos.p'", "at most 128"],
+    ),
+    (
+        "long name",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {"
+        + ", ".join(f"p{i}: [{'v' * 100}]" for i in range(6))
+        + "}}",
+        ["sweep 's', key 'combos'", "at most 512"],
+    ),
+    (
+        "names differing in case",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [a, A]}}",
+        ["sweep 's', key 'combos'", "differ in case only"],
+    ),
+    (
+        "periodic name",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [" + "ab" * 25 + "]}}",
+        ["sweep 's', key 'combos'", "periodic"],
+    ),
+    (
+        "huge grid",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {"
+        + ", ".join(f"p{i}: [{', '.join(map(str, range(10)))}]" for i in range(7))
+        + "}}",
+        ["sweep 's', key 'combos'", "10,000,000 learners", "max_learners"],
+    ),
+    (
+        "alias bomb",
+        "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        )
+        + "sweeps: {s: {function: m:f, learner: Learner1D, fixed: {z: *i}}}",
+        ["expands to more than", "aliases"],
+    ),
+    ("deep nesting", "x: " + "[" * 3000 + "]" * 3000, ["nesting depth"]),
+    ("nesting beyond the limit", "x: " + "[" * 100 + "]" * 100, ["nested deeper than 64"]),
 ]
 
 
@@ -182,3 +254,56 @@ def test_bad_files_are_refused_with_file_sweep_and_key(write_learners, case, tex
 def test_missing_file_names_the_file(tmp_path):
     with pytest.raises(ConfigError, match="nowhere.yaml: cannot read"):
         load_specs(tmp_path / "nowhere.yaml")
+
+
+@pytest.mark.parametrize("case", ["alias bomb", "huge grid", "deep nesting"])
+def test_bombs_are_refused_quickly(write_learners, case):
+    (text,) = (b[1] for b in BAD if b[0] == case)
+    path = write_learners(text)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError):
+        load_specs(path)
+    # Not a benchmark: on main these took 41 s and 900 MB, 107 s, or a RecursionError.
+    assert time.perf_counter() - started < 5
+
+
+def test_yaml_merge_keys_are_accepted_and_explicit_keys_win(write_learners):
+    path = write_learners(
+        """
+        defaults: &defaults
+          executor: sequential
+          tasks: 1
+          function: m:f
+          learner: Learner1D
+        sweeps:
+          s:
+            <<: *defaults
+            learner: AverageLearner
+        """
+    )
+    (spec,) = load_specs(path)
+    assert spec.executor == "sequential" and spec.learner == "AverageLearner"
+
+
+def test_duplicate_keys_are_still_refused_beside_merge_keys(write_learners):
+    path = write_learners(
+        """
+        defaults: &defaults {tasks: 1}
+        sweeps:
+          s:
+            <<: *defaults
+            function: m:f
+            function: m:g
+        """
+    )
+    with pytest.raises(ConfigError, match="duplicate key 'function'"):
+        load_specs(path)
+
+
+def test_learner_limit_is_configurable(write_learners):
+    path = write_learners(
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, combos: {p: [1, 2, 3]}}"
+    )
+    with pytest.raises(ConfigError, match="limit is 2"):
+        load_specs(path, max_learners=2)
+    assert len(load_specs(path, max_learners=3)) == 3

@@ -87,6 +87,18 @@ CASES = {
         ["same name"],
     ),
     "malformed yaml": ("sweeps:\n  s: {function: [", ["malformed YAML", "line"]),
+    "path traversal": (
+        "sweeps:\n  '..': {function: examples.functions:peak, learner: Learner1D, "
+        "learner_kwargs: {bounds: [0, 1]}, combos: {offset: [0]}}",
+        ["sweep '..'", "invalid name"],
+    ),
+    # argparse at import exits; the other sweeps' problems must still be reported.
+    "exits on import, and another error": (
+        "sweeps:\n  a: {function: exits:f, learner: Learner1D, learner_kwargs: {bounds: [0, 1]}}"
+        "\n  b: {function: examples.functions:nope, learner: Learner1D, "
+        "learner_kwargs: {bounds: [0, 1]}}",
+        ["sweep 'a', key 'function'", "'exits' exited (SystemExit(2))", "sweep 'b'", "nope"],
+    ),
 }
 
 
@@ -96,6 +108,9 @@ def test_bad_learners_file_is_refused_and_nothing_is_written(tmp_path, case):
     text = bad if case == "malformed yaml" else bad + "\n" + GOOD_SWEEP
     workdir = make_workdir(tmp_path, text)
     (workdir / "broken.py").write_text("raise RuntimeError('boom')\n")
+    (workdir / "exits.py").write_text(
+        "import argparse\nargparse.ArgumentParser().parse_args(['--unknown'])\n"
+    )
     result = run_snakemake(workdir, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0

@@ -13,7 +13,7 @@ from adaptive_snakemake.specs.parse import load_specs
 def _load_specs():
     learners_file = config["learners"]
     try:
-        specs = load_specs(learners_file)
+        specs = load_specs(learners_file, config["max_learners"])
         if workflow.is_main_process:
             # Imports user code and adaptive: once, here, not again inside every job.
             from adaptive_snakemake.specs.validation import check_specs

@@ -4,7 +4,7 @@ import re
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
-_WHOLE = re.compile(r"^\s*(\d+(?:\.\d+)?\s*[smhd]\s*)+$")
+_WHOLE = re.compile(r"\s*(\d+(?:\.\d+)?\s*[smhd]\s*)+")
 
 
 def parse_duration(value) -> float:
@@ -15,7 +15,7 @@ def parse_duration(value) -> float:
         if value <= 0:
             raise ValueError(f"a duration must be positive, got {value!r}")
         return float(value)
-    if isinstance(value, str) and _WHOLE.match(value):
+    if isinstance(value, str) and _WHOLE.fullmatch(value):
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(value))
         if seconds > 0:
             return seconds

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -38,7 +39,16 @@ BUILTIN_DEFAULTS = {
 }
 REQUIRED_KEYS = ("function", "learner")
 _DURATION_KEYS = {"save_interval", "log_interval", "duration", "runtime"}
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.+-]+")  # fullmatch: "$" would pass a final newline
+# Learner names become paths (results/<name>/, state/<name>.pickle): bounded so that every
+# file we write, temporary names included, stays under the usual 255-byte file name limit.
+MAX_NAME_PART = 128
+MAX_NAME = 512
+# Names of results/ entries that are not learners.
+RESERVED_SWEEPS = frozenset({"summary.csv", "plots"})
+# Learners in one file, at most: counted before the grids are expanded. Above ~100,000
+# Snakemake's DAG alone takes a minute; raise it with `max_learners` in config/config.yaml.
+DEFAULT_MAX_LEARNERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -108,8 +118,14 @@ def _schema() -> dict:
     return yaml.safe_load(text.read_text())
 
 
+def _is_name_error(error: jsonschema.ValidationError) -> bool:
+    return "propertyNames" in error.schema_path
+
+
 def _describe_location(path: Path, error: jsonschema.ValidationError) -> str:
     where = list(error.absolute_path)
+    if _is_name_error(error) and where == ["sweeps"]:
+        where = ["sweeps", error.instance]  # the offending name is the sweep's own
     if len(where) >= 2 and where[0] == "sweeps":
         text = f"sweep {where[1]!r}"
         rest = where[2:]
@@ -129,8 +145,11 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
         return f"unknown key {', '.join(map(repr, unknown))} (allowed: {', '.join(allowed)})"
-    if error.validator == "propertyNames":
-        return f"invalid name: {error.message}"
+    if _is_name_error(error):
+        return (
+            f"invalid name {error.instance!r}: names become file paths; use letters, digits "
+            "and _.+- (parameters: letters, digits and _), not starting with '.' or '-'"
+        )
     if error.validator == "oneOf" and error.absolute_path:
         if error.absolute_path[-1] in _DURATION_KEYS:
             return f'expected a positive duration (90, "90s", "30m", "2h"), got {error.instance!r}'
@@ -194,14 +213,32 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
             "fixed",
             f"{', '.join(sorted(clash))} also in combos; a parameter is either varied or fixed",
         )
+    if sweep in RESERVED_SWEEPS:
+        fail("name", f"{sweep!r} is reserved (results/{sweep}); choose another sweep name")
+    if len(sweep) > MAX_NAME_PART:
+        fail("name", f"the sweep name is {len(sweep)} characters long; at most {MAX_NAME_PART}")
+    longest_name = len(sweep)
     for key, values in settings["combos"].items():
+        longest_part = 0
         for value in values:
-            if not _SAFE_VALUE.match(format_value(value)):
+            text = format_value(value)
+            if not _SAFE_VALUE.fullmatch(text):
                 fail(
                     f"combos.{key}",
                     f"value {value!r} cannot be part of a file name "
                     "(use letters, digits and _.+- only)",
                 )
+            part = len(key) + 1 + len(text)
+            if part > MAX_NAME_PART:
+                fail(
+                    f"combos.{key}",
+                    f"'{key}~{text[:20]}...' makes a {part}-character path part; "
+                    f"at most {MAX_NAME_PART}",
+                )
+            longest_part = max(longest_part, part)
+        longest_name += 1 + longest_part
+    if longest_name > MAX_NAME:
+        fail("combos", f"learner names up to {longest_name} characters long; at most {MAX_NAME}")
 
     goal = _normalized_goal(settings["goal"])
     resources_ = _normalized_resources(settings["resources"])
@@ -241,24 +278,62 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
     return specs
 
 
-def parse_specs(document, path: str | Path = "learners.yaml") -> list[LearnerSpec]:
+def parse_specs(
+    document, path: str | Path = "learners.yaml", max_learners: int = DEFAULT_MAX_LEARNERS
+) -> list[LearnerSpec]:
     """Specs of every learner in an already-loaded learners.yaml document."""
     path = Path(path)
     _validate_schema(path, document)
     defaults = document.get("defaults") or {}
+    merged = {sweep: _merge(defaults, settings) for sweep, settings in document["sweeps"].items()}
+    _check_grid_sizes(path, merged, max_learners)
     specs: list[LearnerSpec] = []
-    for sweep, settings in document["sweeps"].items():
-        specs.extend(_sweep_specs(path, sweep, _merge(defaults, settings)))
+    for sweep, settings in merged.items():
+        specs.extend(_sweep_specs(path, sweep, settings))
     _check_cluster_settings_everywhere(path, specs)
+    _check_names(path, specs)
+    return specs
+
+
+def _check_grid_sizes(path: Path, merged: dict, max_learners: int) -> None:
+    """Refuse before expanding: a grid of 10^7 would exhaust memory first."""
+    total = 0
+    for sweep, settings in merged.items():
+        size = math.prod(len(values) for values in settings.get("combos", {}).values())
+        total += size
+        if total > max_learners:
+            raise ConfigError(
+                f"{path}: sweep {sweep!r}, key 'combos': {size:,} learners, {total:,} so far in "
+                f"this file; the limit is {max_learners:,} (max_learners in config/config.yaml)"
+            )
+
+
+def _check_names(path: Path, specs: list[LearnerSpec]) -> None:
+    """Unique names, also on case-insensitive file systems, that Snakemake accepts."""
+    from snakemake.io import PeriodicityDetector  # Snakemake's own rule, not a copy
+
+    periodic = PeriodicityDetector()
     seen: dict[str, str] = {}
     for spec in specs:
-        if spec.name in seen:
+        folded = spec.name.casefold()
+        if folded in seen:
+            if seen[folded] == spec.name:
+                problem = f"the same name {spec.name!r} (repeated or equal-looking grid values)"
+            else:
+                problem = (
+                    f"names that differ in case only, {seen[folded]!r} and {spec.name!r}: "
+                    "they would share files on a case-insensitive file system"
+                )
             raise ConfigError(
-                f"{path}: sweep {spec.sweep!r}, key 'combos': two learners get the same name "
-                f"{spec.name!r} (repeated or equal-looking grid values)"
+                f"{path}: sweep {spec.sweep!r}, key 'combos': two learners get {problem}"
             )
-        seen[spec.name] = spec.sweep
-    return specs
+        seen[folded] = spec.name
+        repeated = periodic.is_periodic(spec.name)
+        if repeated is not None:
+            raise ConfigError(
+                f"{path}: sweep {spec.sweep!r}, key 'combos': the name {spec.name!r} ends in "
+                f"{repeated!r} repeated; Snakemake refuses such names (periodic wildcards)"
+            )
 
 
 # Resources whose learners.yaml value replaces the profile's default for every learner of a
@@ -278,6 +353,6 @@ def _check_cluster_settings_everywhere(path: Path, specs: list[LearnerSpec]) -> 
             )
 
 
-def load_specs(path: str | Path) -> list[LearnerSpec]:
+def load_specs(path: str | Path, max_learners: int = DEFAULT_MAX_LEARNERS) -> list[LearnerSpec]:
     """Specs of every learner in the learners.yaml at `path`; ConfigError if it is invalid."""
-    return parse_specs(load_yaml(path), path)
+    return parse_specs(load_yaml(path), path, max_learners)

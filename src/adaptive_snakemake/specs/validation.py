@@ -7,8 +7,10 @@ becomes a ConfigError naming the file, the sweep and the key.
 from __future__ import annotations
 
 import inspect
+import io
 import math
 import traceback
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from adaptive_snakemake.errors import ConfigError
@@ -30,7 +32,10 @@ class _SweepProblem(Exception):
 def _check_function(spec: LearnerSpec):
     module_name = spec.function.partition(":")[0]
     try:
-        function = import_function(spec.function)
+        # What the module prints while being imported (argparse's usage on an exit, say)
+        # would be mistaken for snakemake's own output.
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            function = import_function(spec.function)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise _SweepProblem(
@@ -41,6 +46,13 @@ def _check_function(spec: LearnerSpec):
         raise _SweepProblem("function", f"importing {module_name!r} failed: {error!r}") from None
     except AttributeError as error:
         raise _SweepProblem("function", f"cannot import {spec.function!r}: {error}") from None
+    except SystemExit as error:
+        raise _SweepProblem(
+            "function",
+            f"importing {module_name!r} exited (SystemExit({error.code!r})): does it parse "
+            "arguments or call sys.exit at import? Put that under "
+            '`if __name__ == "__main__":`',
+        ) from None
     except Exception as error:
         last = traceback.extract_tb(error.__traceback__)[-1]
         raise _SweepProblem(
