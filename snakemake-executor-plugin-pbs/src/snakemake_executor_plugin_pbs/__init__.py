@@ -283,11 +283,12 @@ class Executor(RemoteExecutor):
             if record.status == SUCCESS:
                 self.report_job_success(job_info)
             elif record.status == FAILED:
+                # The job output's path, not its text (aux_logs): it holds the inner
+                # snakemake's whole report, which would repeat the rule's error and log.
                 log = job_info.aux["log"]
                 self.report_job_error(
                     job_info,
                     msg=f"PBS job {record.job_id} failed: {record.reason}. Job output: {log}\n",
-                    aux_logs=[str(log)],
                 )
 
     # cancellation -------------------------------------------------------------------------
