@@ -233,6 +233,17 @@ def test_marker_directory_reads_only_whole_markers(tmp_path):
     assert sorted(p.name for p in pbs_dir.exit_dir.iterdir()) == ["b", "c"]
 
 
+def test_event_log_lines_and_rotation(tmp_path):
+    pbs_dir = PbsDir(tmp_path / "pbs").ensure()
+    pbs_dir.log_event("qsub", job_id="1.s", log=tmp_path / "x.log")
+    pbs_dir.log_event("status", njobs=1, decided={"1.s": ["success", "qstat: exit status 0"]})
+    lines = [json.loads(line) for line in pbs_dir.events.read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["qsub", "status"]
+    assert lines[0]["log"] == str(tmp_path / "x.log")
+    pbs_dir.rotate_events(max_bytes=10)
+    assert not pbs_dir.events.exists() and pbs_dir.events.with_suffix(".jsonl.1").exists()
+
+
 @pytest.mark.parametrize(
     "script, flavour",
     [

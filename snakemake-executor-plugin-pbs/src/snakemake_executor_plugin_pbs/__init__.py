@@ -153,6 +153,7 @@ class Executor(RemoteExecutor):
         workdir = Path(self.workflow.workdir_init)
         self.pbs_dir = PbsDir(workdir / ".snakemake" / "pbs").ensure()
         self.pbs_dir.prune_markers(time.time())
+        self.pbs_dir.rotate_events()
         self.log_dir = workdir / settings.log_dir
         self.extra_args = tuple(shlex.split(settings.extra_args or ""))
         self.flavour = settings.flavour or self._detect_flavour()

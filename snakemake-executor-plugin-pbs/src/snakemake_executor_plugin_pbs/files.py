@@ -5,7 +5,8 @@
     exit/<token>    exit marker: the job script's exit code, written by the job itself
     scripts/        job scripts, only while qsub reads them (qsub keeps its own copy)
     events.jsonl    one JSON line per submission, status round and qdel: what was asked
-                    of PBS and what it answered (diagnostics; nothing reads it back)
+                    of PBS and what it answered (diagnostics; nothing reads it back);
+                    the previous run's lines move to events.jsonl.1 once it is large
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 MARKER_RETENTION_S = 7 * 86400
+EVENTS_MAX_BYTES = 20_000_000
 
 
 class PbsDir:
@@ -61,6 +63,12 @@ class PbsDir:
                 with contextlib.suppress(OSError):
                     if now - marker.stat().st_mtime > retention:
                         marker.unlink()
+
+    def rotate_events(self, max_bytes: int = EVENTS_MAX_BYTES) -> None:
+        """Keep the event log bounded (at start-up): one line per round adds up."""
+        with contextlib.suppress(OSError):
+            if self.events.stat().st_size > max_bytes:
+                os.replace(self.events, self.events.with_name(self.events.name + ".1"))
 
     def log_event(self, event: str, **fields) -> None:
         """Append one line; O_APPEND keeps concurrent lines whole. Never fails the run."""
