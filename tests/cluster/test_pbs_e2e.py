@@ -5,10 +5,11 @@ the closest real PBS-style front end available here. Its quirks are the ones the
 must live with on Torque-like sites: qstat shows every finished job as C with no exit
 status, qstat -x does not exist, and jobs see only SLURM_* variables.
 
-Every run goes through the copied profiles/pbs exactly as a user runs it; the tests only
-set the flavour (or let it be detected), a 2 s polling interval and a 5 s grace through
-the environment, and pass --seconds-between-status-checks 2. A qstat shim first on PATH
-counts every qstat call of the run, whoever makes it.
+Every run goes through the copied profiles/pbs (executor: pbs, the plugin in
+snakemake-executor-plugin-pbs/) exactly as a user runs it; the tests only set the flavour
+(or let it be detected) and a 5 s grace through the environment, and pass
+--seconds-between-status-checks 2. qstat and qdel shims first on PATH log every call of
+the run, whoever makes it; the plugin logs each status round in .snakemake/pbs/events.jsonl.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from tests.workflow_helpers import (
     wait_for,
 )
 
-POLL = 2  # seconds: the sidecar's qstat interval and snakemake's status rounds
+POLL = 2  # seconds between snakemake's status rounds
 GRACE = 5  # seconds a job finished without an exit marker is given before it is failed
 PBS_ARGS = ("--profile", "profiles/pbs", "--seconds-between-status-checks", str(POLL))
 
-QSTAT_SHIM = """#!/bin/sh
-# Test shim: count every qstat call of the run, then run the real qstat.
+SHIM = """#!/bin/sh
+# Test shim: log every call of the run (time, arguments), then run the real command.
 printf '%s %s\\n' "$(date +%s.%N)" "$*" >> {log}
 exec {real} "$@"
 """
@@ -110,22 +111,29 @@ sweeps:
 # helpers --------------------------------------------------------------------------------
 
 
+def events(workdir: Path, kind: str) -> list[dict]:
+    """The plugin's event log: one JSON line per qsub, status round, qdel."""
+    path = workdir / ".snakemake" / "pbs" / "events.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [e for e in map(json.loads, lines) if e["event"] == kind]
+
+
 def registry(workdir: Path) -> list[tuple[str, str]]:
-    """(job id, readable name) of every job the profile submitted, in submission order."""
-    path = workdir / ".snakemake" / "pbs" / "jobs.tsv"
-    if not path.exists():
-        return []
-    rows = [line.split("\t") for line in path.read_text().splitlines() if line.strip()]
-    return [(row[0], row[2]) for row in rows if row[1] != "-"]
+    """(job id, readable name) of every job the plugin submitted, in submission order."""
+    return [(e["job_id"], e["name"]) for e in events(workdir, "qsub")]
 
 
-def sidecar_cache(workdir: Path) -> dict:
-    return json.loads((workdir / ".snakemake" / "pbs" / "status.json").read_text())
+def decisions(workdir: Path) -> dict[str, dict]:
+    """Each decided job's {"status", "reason"}, from the status rounds."""
+    return {
+        job_id: {"status": status, "reason": reason}
+        for r in events(workdir, "status")
+        for job_id, (status, reason) in r.get("decided", {}).items()
+    }
 
 
-def qstat_log(workdir: Path) -> list[dict]:
-    path = workdir / ".snakemake" / "pbs" / "qstat-calls.log"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def submitted_at(workdir: Path, job_id: str) -> float:
+    return next(e["t"] for e in events(workdir, "qsub") if e["job_id"] == job_id)
 
 
 def qstat_states(job_ids: list[str]) -> dict[str, str]:
@@ -145,22 +153,13 @@ def last_metrics_record(workdir: Path, name: str) -> dict:
     return json.loads(next(line for line in reversed(lines) if line.startswith('{"v"')))
 
 
-def status_rounds(stamps: list[float], gap: float = 0.75 * POLL) -> list[int]:
-    """Status checks per snakemake polling round: a round checks its jobs back to back,
-    then snakemake sleeps POLL seconds."""
-    rounds: list[int] = []
-    last = None
-    for t in sorted(stamps):
-        if last is None or t - last > gap:
-            rounds.append(0)
-        rounds[-1] += 1
-        last = t
-    return rounds
-
-
-def profile_status_cmd(workdir: Path) -> str:
-    config = yaml.safe_load((workdir / "profiles" / "pbs" / "config.yaml").read_text())
-    return config["cluster-generic-status-cmd"]
+def calls_per_round(stamps: list[float], rounds: list[dict]) -> list[int]:
+    """How many logged qstat calls fell inside each status round of the plugin."""
+    slack = 0.05  # the shim stamps its call a moment after the round's clock starts
+    return [
+        sum(r["started"] - slack <= t <= r["started"] + r["seconds"] + slack for t in stamps)
+        for r in rounds
+    ]
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -181,7 +180,6 @@ class PbsRuns:
 
     def __init__(self, tmp_path: Path):
         self.tmp_path = tmp_path
-        self.qstat_calls = tmp_path / "qstat-calls.txt"
         self.workdirs: list[Path] = []
 
     def workdir(self, learners: str | None = None) -> Path:
@@ -189,8 +187,11 @@ class PbsRuns:
         self.workdirs.append(workdir)
         return workdir
 
-    def qstat_shim_calls(self) -> list[str]:
-        return self.qstat_calls.read_text().splitlines() if self.qstat_calls.exists() else []
+    def shim_calls(self, command: str) -> list[tuple[float, list[str]]]:
+        """(time, arguments) of every call of `command` (qstat, qdel) during the test."""
+        path = self.tmp_path / f"{command}-calls.txt"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [(float(t), args.split()) for t, _, args in (line.partition(" ") for line in lines)]
 
     def cancel_leftovers(self) -> None:
         """Never leave a test's job on the shared cluster."""
@@ -207,18 +208,18 @@ def pbs(slurm_cluster, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     runs = PbsRuns(tmp_path)
-    real_qstat = shutil.which("qstat")
-    assert real_qstat, "qstat (slurm-wlm-torque) is not installed"
-    shim = bin_dir / "qstat"
-    shim.write_text(QSTAT_SHIM.format(log=runs.qstat_calls, real=real_qstat))
-    shim.chmod(0o755)
+    for command in ("qstat", "qdel"):
+        real = shutil.which(command)
+        assert real, f"{command} (slurm-wlm-torque) is not installed"
+        shim = bin_dir / command
+        shim.write_text(SHIM.format(log=tmp_path / f"{command}-calls.txt", real=real))
+        shim.chmod(0o755)
     for name in list(os.environ):
-        if name.startswith(("ADAPTIVE_SNAKEMAKE_PBS_", "SNAKEMAKE_CLUSTER_SIDECAR")):
+        if name.startswith("SNAKEMAKE_PBS_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR", "slurm-torque")
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_POLL_INTERVAL", str(POLL))
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_GRACE", str(GRACE))
+    monkeypatch.setenv("SNAKEMAKE_PBS_FLAVOUR", "slurm-torque")
+    monkeypatch.setenv("SNAKEMAKE_PBS_GRACE_SECONDS", str(GRACE))
     yield runs
     runs.cancel_leftovers()
 
@@ -228,11 +229,8 @@ def pbs(slurm_cluster, tmp_path, monkeypatch):
 
 def test_example_sweeps_complete_with_one_qstat_per_polling_round(pbs):
     workdir = pbs.workdir()  # the repository's config/learners.yaml: the example sweeps
-    stamps_file = pbs.tmp_path / "status-checks.txt"
-    # The profile's own status command, behind one line that timestamps each call.
-    counted = f"date +%s.%N >> {stamps_file}; {profile_status_cmd(workdir)}"
     started = time.monotonic()
-    run_snakemake(workdir, *PBS_ARGS, "--cluster-generic-status-cmd", counted, timeout=420)
+    run_snakemake(workdir, *PBS_ARGS, timeout=420)
     wall = time.monotonic() - started
 
     summary = (workdir / "results" / "summary.csv").read_text().splitlines()
@@ -266,31 +264,30 @@ def test_example_sweeps_complete_with_one_qstat_per_polling_round(pbs):
         assert row["State"] == "COMPLETED" and row["ExitCode"] == "0:0", row
         assert row["AllocCPUS"] == "2" and row["ReqMem"] == "1000M", row
         assert row["Timelimit"] == "00:10:00", row
+    assert all(d["status"] == "success" for d in decisions(workdir).values())
 
-    # qstat: one call per sidecar polling round, for every job still undecided; the
-    # status command snakemake runs per job and round only reads the sidecar's cache.
-    calls = qstat_log(workdir)
-    shim_calls = pbs.qstat_shim_calls()
-    cache = sidecar_cache(workdir)
-    stamps = [float(t) for t in stamps_file.read_text().split()]
-    rounds = status_rounds(stamps)
-    served = sum(c["njobs"] for c in calls)
+    # qstat: exactly one call per status round, for every job still undecided.
+    rounds = events(workdir, "status")
+    shim_calls = pbs.shim_calls("qstat")
+    per_round = calls_per_round([t for t, _ in shim_calls], rounds)
+    served = sum(r["njobs"] for r in rounds)
     print(
-        f"\n[qstat] {EXAMPLE_LEARNERS} PBS jobs, wall {wall:.1f} s, both poll intervals {POLL} s"
-        f"\n  snakemake status rounds                 {len(rounds)}"
-        f"\n  status commands run (jobs x rounds)     {len(stamps)}  per round: {rounds}"
-        f"\n  sidecar ticks / rounds with jobs        {cache['ticks']} / {cache['rounds']}"
+        f"\n[qstat] {EXAMPLE_LEARNERS} PBS jobs, wall {wall:.1f} s, status rounds every {POLL} s"
+        f"\n  status rounds with active jobs          {len(rounds)}"
         f"\n  qstat calls, counted by the PATH shim   {len(shim_calls)}"
-        f"\n  qstat calls, qstat-calls.log            {len(calls)}"
-        f"\n  job states answered per qstat call      {[c['njobs'] for c in calls]}"
+        f"\n  qstat calls per round                   {per_round}"
+        f"\n  jobs asked about per round              {[r['njobs'] for r in rounds]}"
         f"\n  job states answered in all              {served}"
     )
-    assert len(shim_calls) == len(calls) == cache["rounds"] <= cache["ticks"]
-    assert all(c["caller"] == "sidecar" and c["kind"] == "poll" for c in calls)
-    assert max(c["njobs"] for c in calls) == EXAMPLE_LEARNERS  # one call for all jobs
-    assert len(calls) <= wall / POLL + 2  # bounded by the rounds, whatever the job count
-    assert served >= 3 * len(calls)  # per-job qstat calls would have been `served`
-    assert len(stamps) > len(calls)  # ... or one per status command
+    assert per_round == [1] * len(rounds)  # one qstat per round ...
+    assert len(shim_calls) == len(rounds)  # ... and none outside a round
+    assert all(
+        args[:1] == ["-f"] and len(args) == 1 + r["njobs"]
+        for (_, args), r in zip(shim_calls, rounds, strict=True)
+    )  # qstat -f ID... for all the round's jobs
+    assert max(r["njobs"] for r in rounds) == EXAMPLE_LEARNERS  # one call for all jobs
+    assert len(rounds) <= wall / POLL + 2  # bounded by the rounds, whatever the job count
+    assert served >= 3 * len(rounds)  # per-job qstat calls would have been `served`
 
 
 def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
@@ -312,7 +309,7 @@ def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
     jobs = registry(workdir)
     assert [name for _, name in jobs] == ["learner_mpi.slow", "learner_mpi.slow"]
     second = jobs[1][0]
-    records = sidecar_cache(workdir)["jobs"]
+    records = decisions(workdir)
     assert records[first]["status"] == "failed"
     assert "no exit marker" in records[first]["reason"]  # qdel: the job never ran its end
     assert records[second]["status"] == "success"
@@ -323,7 +320,7 @@ def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
     assert f"external jobid '{first}'" in out and f"external jobid '{second}'" in out
 
     result = read_result(workdir, "slow")
-    resubmitted = records[second]["submitted"] - removed
+    resubmitted = submitted_at(workdir, second) - removed
     print(
         f"\n[qdel] job {first} removed with >= {saved} points checkpointed; resubmitted as "
         f"{second} {resubmitted:.1f} s later; attempts {result['attempts']}, "
@@ -336,14 +333,14 @@ def test_job_removed_with_qdel_is_resubmitted_and_resumes(pbs):
 
 
 def test_failing_learner_fails_after_its_retries_while_others_finish(pbs, monkeypatch):
-    monkeypatch.delenv("ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR")  # detected from the real qstat
+    monkeypatch.delenv("SNAKEMAKE_PBS_FLAVOUR")  # detected from the real qstat
     workdir = pbs.workdir(FAILING)
     started = time.monotonic()
     result = run_snakemake(workdir, *PBS_ARGS, check=False, timeout=300)
     wall = time.monotonic() - started
     out = result.stdout + result.stderr
     assert result.returncode != 0, out[-4000:]
-    assert (workdir / ".snakemake" / "pbs" / "flavour").read_text().strip() == "slurm-torque"
+    assert [e["flavour"] for e in events(workdir, "flavour")] == ["slurm-torque"]
 
     jobs = registry(workdir)
     bad = [job_id for job_id, name in jobs if name == "learner.bad"]
@@ -353,7 +350,7 @@ def test_failing_learner_fails_after_its_retries_while_others_finish(pbs, monkey
     ]
     assert len(bad) == 1 + retries, jobs
     assert len(good) == 2, jobs
-    records = sidecar_cache(workdir)["jobs"]
+    records = decisions(workdir)
     accounting = sacct_finished(bad + good)
     for job_id in bad:
         # The wrapper's qstat says only "C"; the exit marker tells a failure from success.
@@ -369,16 +366,23 @@ def test_failing_learner_fails_after_its_retries_while_others_finish(pbs, monkey
     errors = re.findall(r"^Error in rule learner:$", out, flags=re.MULTILINE)
     assert len(errors) == 1 + retries
     assert all(f"external_jobid: {job_id}\n" in out for job_id in bad)  # snakemake saw each
+    # Flavour detection ran `qstat --version` once; every other call was a status round.
+    qstat_calls = pbs.shim_calls("qstat")
+    assert [args for _, args in qstat_calls].count(["--version"]) == 1
+    rounds = events(workdir, "status")
+    polls = [t for t, args in qstat_calls if args != ["--version"]]
+    assert calls_per_round(polls, rounds) == [1] * len(rounds) and len(polls) == len(rounds)
     print(
         f"\n[failing] bad: jobs {bad} all failed (exit marker 1); good: jobs {good} "
-        f"completed; flavour detected: slurm-torque; wall {wall:.1f} s"
+        f"completed; flavour detected: slurm-torque; {len(rounds)} rounds, "
+        f"{len(polls)} qstat calls; wall {wall:.1f} s"
     )
 
 
 @pytest.mark.parametrize("target", ["terminal", "snakemake"])
 def test_ctrl_c_cancels_the_jobs_with_qdel(pbs, target):
-    """terminal: Ctrl-C signals snakemake's whole foreground process group (its status and
-    submit commands too); snakemake: SIGINT to the snakemake process alone."""
+    """terminal: Ctrl-C signals snakemake's whole foreground process group (the qstat it
+    may be running too); snakemake: SIGINT to the snakemake process alone."""
     workdir = pbs.workdir(ENDLESS)
     proc = start_snakemake(workdir, *PBS_ARGS)
     try:
@@ -407,13 +411,9 @@ def test_ctrl_c_cancels_the_jobs_with_qdel(pbs, target):
     cancelled_after = time.monotonic() - interrupted
     accounting = sacct_finished(job_ids)
     assert all(accounting[i]["State"].startswith("CANCELLED") for i in job_ids), accounting
-    pbs_dir = workdir / ".snakemake" / "pbs"
-    qdels = [
-        line.split(" qdel ", 1)[1].split()
-        for line in (pbs_dir / "cancel.log").read_text().splitlines()
-        if " qdel " in line
-    ]
-    assert sorted(i for ids in qdels for i in ids) == sorted(job_ids)  # each job once
+    qdels = [args for _, args in pbs.shim_calls("qdel")]
+    assert len(qdels) == 1 and sorted(qdels[0]) == sorted(job_ids)  # one qdel, each job once
+    assert [e["job_ids"] for e in events(workdir, "qdel")] == qdels
     print(
         f"\n[ctrl-c {target}] jobs {job_ids}: snakemake exited {rc} {stopped:.1f} s after "
         f"SIGINT; qdel calls {qdels}; all C / CANCELLED {cancelled_after:.1f} s after SIGINT"

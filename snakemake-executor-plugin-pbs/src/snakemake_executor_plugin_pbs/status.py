@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from adaptive_snakemake.pbs.qstat import ACTIVE_STATES, JobState
+from .qstat import ACTIVE_STATES, JobState
 
 RUNNING, SUCCESS, FAILED = "running", "success", "failed"
 DEFAULT_GRACE = 120.0
@@ -31,6 +31,8 @@ DEFAULT_GRACE = 120.0
 
 @dataclass(frozen=True)
 class JobRecord:
+    """What we know about one submitted job; ``token`` names its exit marker."""
+
     job_id: str
     token: str | None = None
     name: str | None = None
@@ -46,14 +48,6 @@ class JobRecord:
     @property
     def final(self) -> bool:
         return self.status != RUNNING
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> JobRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def decide(

@@ -1,14 +1,11 @@
-"""Run a PBS client command with a deadline, capturing its output through files.
+"""Run a PBS client command (qsub, qstat, qdel) with a deadline, output through files.
 
 Files, not pipes: PBS Pro's qsub may leave a daemonised helper behind that inherits its
-stdout; with a pipe we (and the snakemake reading *our* stdout) would wait for it to exit.
+stdout; with a pipe we would wait for that helper to exit.
 
-Own session: Ctrl-C in snakemake's terminal signals its whole foreground process group,
-which includes the submit/status commands it is running and their children. A qsub
-killed half-way may leave a job nobody knows about, and a status command killed by a
-signal crashes snakemake-executor-plugin-cluster-generic 1.0.9 (``ret`` is unset in
-``job_status``), which then never cancels the jobs. So the commands ignore SIGINT (the
-profile also starts them under ``trap '' INT``) and the PBS clients run out of reach.
+Own session: Ctrl-C in snakemake's terminal signals the whole foreground process group.
+A qsub killed half-way may leave a job nobody knows about, and a qdel killed half-way
+leaves jobs running; in their own session the clients finish what they started.
 """
 
 from __future__ import annotations

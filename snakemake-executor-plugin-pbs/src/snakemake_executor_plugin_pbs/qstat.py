@@ -1,4 +1,4 @@
-"""qstat: the command line per flavour, parsers for its three output formats, one runner.
+"""qstat: the command line per flavour, and parsers for its three output formats.
 
 Formats (the parser picks one from the first character of the output):
 
@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from adaptive_snakemake.pbs.files import StateDir
-from adaptive_snakemake.pbs.proc import run
-
-FLAVOURS = ("pbspro", "torque", "slurm-torque")
+from .flavour import FLAVOURS
 
 # Job states (PBS Pro: pbs_job_attributes(7B); Torque: qstat(1B)).
 FINISHED_STATES = frozenset("FCX")  # F finished (PBS Pro), C completed (Torque), X expired subjob
@@ -214,19 +210,7 @@ def lookup(jobs: dict[str, JobState], job_id: str) -> JobState | None:
     return found
 
 
-# the one place qstat runs ----------------------------------------------------------------------
-
-
-def query(
-    flavour: str, job_ids: list[str], state_dir: StateDir, caller: str, timeout: float = 60
-) -> QueryResult:
-    """Run ONE qstat for all ``job_ids`` and log the call to ``qstat-calls.log``."""
-    if not job_ids:
-        return QueryResult(ok=True)
-    start = time.monotonic()
-    out = run(qstat_argv(flavour, job_ids), timeout=timeout)
-    state_dir.log_qstat_call(caller, "poll", len(job_ids), out.rc, time.monotonic() - start)
-    return interpret(out.rc, out.stdout, out.stderr, out.error)
+# what an answer proves ----------------------------------------------------------------------
 
 
 def interpret(rc: int | None, stdout: str, stderr: str, error: str | None = None) -> QueryResult:

@@ -3,9 +3,7 @@
 from pathlib import Path
 
 import pytest
-
-from adaptive_snakemake.pbs.decide import FAILED, RUNNING, SUCCESS, JobRecord, decide
-from adaptive_snakemake.pbs.qstat import (
+from snakemake_executor_plugin_pbs.qstat import (
     interpret,
     lookup,
     parse_pbspro_json,
@@ -14,9 +12,10 @@ from adaptive_snakemake.pbs.qstat import (
     parse_torque_xml,
     qstat_argv,
 )
+from snakemake_executor_plugin_pbs.status import FAILED, RUNNING, SUCCESS, JobRecord, decide
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
-WRAPPER_DATA = Path(__file__).resolve().parents[1] / "data" / "torque-wrapper"
+DATA = Path(__file__).resolve().parent / "data" / "samples"
+WRAPPER_DATA = Path(__file__).resolve().parent / "data" / "torque-wrapper"
 
 
 def states(jobs):

@@ -1,4 +1,4 @@
-"""qsub line building for both flavours, the wrapped jobscript, and a submission."""
+"""qsub line building for every flavour, the job script's exit marker, flavour detection."""
 
 import json
 import os
@@ -6,19 +6,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from adaptive_snakemake.pbs import submit
-from adaptive_snakemake.pbs.files import StateDir, read_marker
-from adaptive_snakemake.pbs.submit import (
+from snakemake_executor_plugin_pbs.files import PbsDir, atomic_write_text, read_marker
+from snakemake_executor_plugin_pbs.flavour import FlavourError, detect_flavour
+from snakemake_executor_plugin_pbs.submit import (
     JobRequest,
+    SubmitError,
     format_walltime,
     job_name,
+    job_script,
     parse_job_id,
     qsub_argv,
-    read_job_properties,
     readable_name,
     request_from_properties,
-    wrap_jobscript,
 )
 
 LEARNER_PROPS = {
@@ -191,16 +190,8 @@ def test_parse_job_id():
     assert parse_job_id("1234.pbs01\n") == "1234.pbs01"
     assert parse_job_id("warning: option -S is ignored\n567\n") == "567"
     assert parse_job_id("89.torque01.example.org") == "89.torque01.example.org"
-    with pytest.raises(submit.SubmitError):
+    with pytest.raises(SubmitError):
         parse_job_id("qsub: Unknown queue\n")
-
-
-def test_read_job_properties(tmp_path):
-    props = read_job_properties(jobscript(tmp_path / "j.sh", LEARNER_PROPS))
-    assert props["resources"]["tasks"] == 3
-    (tmp_path / "bad.sh").write_text("#!/bin/sh\necho\n")
-    with pytest.raises(submit.SubmitError):
-        read_job_properties(tmp_path / "bad.sh")
 
 
 @pytest.mark.parametrize("code", [0, 1, 3])
@@ -209,7 +200,7 @@ def test_wrapped_jobscript_writes_its_exit_code(tmp_path, code):
     marker = tmp_path / "exit dir" / "tok'en"  # quoting must hold
     marker.parent.mkdir()
     wrapped = tmp_path / "w.sh"
-    wrapped.write_text(wrap_jobscript(original.read_text(), marker))
+    wrapped.write_text(job_script(original.read_text(), marker))
     assert wrapped.read_text().startswith("#!/bin/sh\n")
     assert "# properties = " in wrapped.read_text()  # still a snakemake jobscript
     proc = subprocess.run(["/bin/sh", str(wrapped)], capture_output=True, text=True)
@@ -220,7 +211,7 @@ def test_wrapped_jobscript_writes_its_exit_code(tmp_path, code):
 def test_killed_job_writes_no_marker(tmp_path):
     marker = tmp_path / "m"
     wrapped = tmp_path / "w.sh"
-    wrapped.write_text(wrap_jobscript("#!/bin/sh\nsleep 30\n", marker))
+    wrapped.write_text(job_script("#!/bin/sh\nsleep 30\n", marker))
     proc = subprocess.Popen(["/bin/sh", str(wrapped)])
     try:
         proc.wait(timeout=0.3)
@@ -230,68 +221,27 @@ def test_killed_job_writes_no_marker(tmp_path):
     assert not marker.exists()
 
 
-def test_submit_end_to_end_with_fake_qsub(fake, tmp_path, capsys):
-    script = jobscript(tmp_path / "snakejob.learner.7.sh", LEARNER_PROPS)
-    assert submit.main(["--flavour", "pbspro", "--queue", "workq", str(script)]) == 0
-    job_id = capsys.readouterr().out
-    assert job_id == "101.pbs01\n"  # only the id: snakemake reads the first line
-
-    (argv,) = fake.calls("qsub")
-    assert argv[argv.index("-q") + 1] == "workq"
-    assert "select=1:ncpus=3:mpiprocs=3:mem=2000mb" in argv
-    log = Path(argv[argv.index("-o") + 1])
-    assert log.is_absolute() and log.parent == Path.cwd() / "logs" / "pbs"
-    assert log.parent.is_dir()
-
-    state = StateDir()
-    assert state.root == Path.cwd() / ".snakemake" / "pbs"
-    (entry,) = state.read_registry()
-    assert entry.job_id == "101.pbs01" and entry.name == "learner.h_pow~0_a~0.1"
-    assert log.name == f"{entry.token}.log"
-    assert list(state.scripts_dir.iterdir()) == []  # qsub has its copy; ours is gone
-
-    # The script PBS got runs the job and leaves its exit marker.
-    copy = fake.root / "scripts" / "101.pbs01.sh"
-    assert subprocess.run(["/bin/sh", str(copy)]).returncode == 0
-    assert read_marker(state.marker(entry.token)) == 0
+def test_marker_directory_reads_only_whole_markers(tmp_path):
+    pbs_dir = PbsDir(tmp_path / "pbs").ensure()
+    atomic_write_text(pbs_dir.marker("a"), "0\n")
+    atomic_write_text(pbs_dir.marker("b"), "3\n")
+    pbs_dir.marker("c").write_text("")  # being written (not by us: we rename into place)
+    assert pbs_dir.read_markers({"a", "b", "c", "d"}) == {"a": 0, "b": 3}
+    assert pbs_dir.read_markers(set()) == {}
+    os.utime(pbs_dir.marker("a"), (0, 0))
+    pbs_dir.prune_markers(now=8 * 86400)
+    assert sorted(p.name for p in pbs_dir.exit_dir.iterdir()) == ["b", "c"]
 
 
-def test_submit_settings_from_environment(fake, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR", "torque")
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_QUEUE", "batch")
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_EXTRA_ARGS", "-m n")
-    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_PBS_LOG_DIR", str(tmp_path / "joblogs"))
-    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
-    assert submit.main([str(script)]) == 0
-    (argv,) = fake.calls("qsub")
-    assert "nodes=1:ppn=3,mem=2000mb,walltime=01:30:00" in argv
-    assert argv[argv.index("-q") + 1] == "batch"
-    assert argv[-3:-1] == ["-m", "n"]
-    assert Path(argv[argv.index("-o") + 1]).parent == tmp_path / "joblogs"
-
-
-def test_flavour_detected_once_from_qstat_version(fake, tmp_path, capsys):
-    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
-    assert submit.main([str(script)]) == 0
-    assert submit.main([str(script)]) == 0
-    assert fake.calls("qstat") == [["--version"]]  # remembered in the state dir
-    assert all(any(a.startswith("select=") for a in argv) for argv in fake.calls("qsub"))
-
-
-def test_failed_qsub_reports_and_exits_nonzero(fake, tmp_path, capsys):
-    (tmp_path / "bin" / "qsub").write_text("#!/bin/sh\necho 'qsub: Unknown queue' >&2\nexit 3\n")
-    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
-    assert submit.main(["--flavour", "pbspro", str(script)]) == 1
-    out, err = capsys.readouterr()
-    assert out == "" and "Unknown queue" in err
-    assert StateDir().read_registry() == []
-
-
-def test_dry_run_prints_the_line(fake, tmp_path, capsys):
-    script = jobscript(tmp_path / "j.sh", LEARNER_PROPS)
-    assert submit.main(["--flavour", "torque", "--dry-run", str(script)]) == 0
-    assert capsys.readouterr().out.startswith("qsub -N h_pow-0_a-0.1 -V ")
-    assert fake.calls("qsub") == []
+def test_event_log_lines_and_rotation(tmp_path):
+    pbs_dir = PbsDir(tmp_path / "pbs").ensure()
+    pbs_dir.log_event("qsub", job_id="1.s", log=tmp_path / "x.log")
+    pbs_dir.log_event("status", njobs=1, decided={"1.s": ["success", "qstat: exit status 0"]})
+    lines = [json.loads(line) for line in pbs_dir.events.read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["qsub", "status"]
+    assert lines[0]["log"] == str(tmp_path / "x.log")
+    pbs_dir.rotate_events(max_bytes=10)
+    assert not pbs_dir.events.exists() and pbs_dir.events.with_suffix(".jsonl.1").exists()
 
 
 @pytest.mark.parametrize(
@@ -307,14 +257,20 @@ def test_dry_run_prints_the_line(fake, tmp_path, capsys):
         ("#!/bin/sh\necho 'something else'\n", "pbspro"),  # with a warning
     ],
 )
-def test_detect_flavour(tmp_path, monkeypatch, capsys, script, flavour):
-    from adaptive_snakemake.pbs.config import detect_flavour
-
+def test_detect_flavour(tmp_path, monkeypatch, script, flavour):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "qstat").write_text(script)
     (bin_dir / "qstat").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    assert detect_flavour(StateDir(tmp_path / "state")) == flavour
-    if script.endswith("'something else'\n"):
-        assert "ADAPTIVE_SNAKEMAKE_PBS_FLAVOUR" in capsys.readouterr().err
+    detected, warning = detect_flavour()
+    assert detected == flavour
+    assert (warning is not None) == script.endswith("'something else'\n")
+    if warning:
+        assert "--pbs-flavour" in warning
+
+
+def test_no_qstat_no_flavour(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(FlavourError, match="qstat not found"):
+        detect_flavour()

@@ -1,56 +1,32 @@
-"""cluster-generic submit command: qsub one snakemake jobscript, print the job id.
-
-The plugin runs ``<submit-cmd> "<jobscript>"`` through the shell, with the jobscript last;
-snakemake's jobscript carries the job's properties as a JSON comment
-(``# properties = {"rule": ..., "threads": ..., "resources": {...}, "wildcards": ...}``).
-The first line we print is taken as the job id.
-
-What is asked of PBS:
+"""What is asked of PBS: the qsub command line and the job script, built from a job.
 
 - cores and ranks: ``ncpus = max(threads, tasks * cpus_per_task)``; ``mpiprocs = tasks``
   (the MPI ranks of ``{resources.mpi} -n {resources.tasks}``), 1 without ``tasks``;
 - memory ``mem_mb``, walltime ``runtime`` (minutes), both snakemake's standard resources;
-- queue / account / extra arguments from options or ``ADAPTIVE_SNAKEMAKE_PBS_*``, and
-  per rule from the resources ``pbs_queue``, ``pbs_account``, ``pbs_extra``;
-- one node: the learners' parallelism lives inside one job.
+- queue / account / extra arguments from the executor settings, and per rule from the
+  resources ``pbs_queue``, ``pbs_account``, ``pbs_extra``;
+- one node: the parallelism of a job lives inside it.
 
-The job runs a copy of the jobscript whose EXIT trap writes the script's exit code to
-``<state>/exit/<token>``: the marker the status command falls back on when qstat cannot
-say how the job ended (see :mod:`adaptive_snakemake.pbs.decide`).
+The job script is snakemake's, with an EXIT trap that writes the script's exit code to
+an exit marker: the evidence the status rules fall back on when qstat cannot say how the
+job ended (see :mod:`snakemake_executor_plugin_pbs.status`).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import math
-import os
 import re
-import secrets
 import shlex
-import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-from adaptive_snakemake.pbs.config import (
-    SidecarVars,
-    env,
-    env_float,
-    resolve_flavour,
-    state_dir_for,
-)
-from adaptive_snakemake.pbs.files import StateDir
-from adaptive_snakemake.pbs.proc import run
-from adaptive_snakemake.pbs.qstat import FLAVOURS
 
 NAME_MAX = {"pbspro": 236, "torque": 15, "slurm-torque": 15}
 _JOB_ID = re.compile(r"^[0-9]+(\[[0-9]*\])?(\.[A-Za-z0-9_.-]+)?$")
 
 
 class SubmitError(Exception):
-    pass
+    """qsub failed or printed no job id."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +39,6 @@ class JobRequest:
     queue: str | None
     account: str | None
     extra: tuple[str, ...] = ()
-
-
-def read_job_properties(jobscript: str | os.PathLike) -> dict:
-    with open(jobscript, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("# properties = "):
-                return json.loads(line[len("# properties = ") :])
-    raise SubmitError(f"{jobscript}: no '# properties = ...' line; not a snakemake jobscript?")
 
 
 def request_from_properties(
@@ -142,7 +110,7 @@ def format_walltime(minutes: float) -> str:
 def qsub_argv(
     flavour: str, request: JobRequest, script: str, log: str, name_max: int | None = None
 ) -> list[str]:
-    """The qsub command line; ``-V`` passes the environment (venv PATH, sidecar vars).
+    """The qsub command line; ``-V`` passes the environment (the venv's PATH above all).
 
     Torque and the slurm wrapper get ONE ``-l`` with every resource: the wrapper keeps only
     the last ``-l`` it is given (``'l=s'`` in its GetOptions), so a separate
@@ -189,8 +157,8 @@ def _take_resource_options(args: list[str]) -> list[str]:
     return values
 
 
-def wrap_jobscript(text: str, marker: Path) -> str:
-    """The jobscript with an EXIT trap that records its exit code in ``marker``.
+def job_script(text: str, marker: Path) -> str:
+    """Snakemake's job script with an EXIT trap that records its exit code in ``marker``.
 
     Write-then-rename, so a reader never sees a half-written code. A job killed by a
     signal (qdel, walltime) gets no marker: it did not finish.
@@ -200,11 +168,11 @@ def wrap_jobscript(text: str, marker: Path) -> str:
     body = lines[1:] if lines and lines[0].startswith("#!") else lines
     quoted = shlex.quote(str(marker))
     trap = (
-        f"__asm_marker={quoted}\n"
-        'trap \'__asm_rc=$?; printf "%s\\n" "$__asm_rc" > "$__asm_marker.tmp.$$" '
-        '&& mv -f "$__asm_marker.tmp.$$" "$__asm_marker"\' EXIT\n'
+        f"__pbs_marker={quoted}\n"
+        'trap \'__pbs_rc=$?; printf "%s\\n" "$__pbs_rc" > "$__pbs_marker.tmp.$$" '
+        '&& mv -f "$__pbs_marker.tmp.$$" "$__pbs_marker"\' EXIT\n'
     )
-    header = "# adaptive-snakemake: exit marker written by the trap below\n"
+    header = "# snakemake-executor-plugin-pbs: exit marker written by the trap below\n"
     return f"{shebang}\n{header}{trap}" + "\n".join(body) + "\n"
 
 
@@ -214,73 +182,6 @@ def parse_job_id(stdout: str) -> str:
         if _JOB_ID.match(line):
             return line
     raise SubmitError(f"qsub printed no job id: {stdout.strip()[:500]!r}")
-
-
-def submit(args: argparse.Namespace) -> str:
-    vars = SidecarVars.from_env()
-    state = StateDir(args.state_dir) if args.state_dir else state_dir_for(vars)
-    state.ensure()
-    flavour = resolve_flavour(args.flavour, vars, state)
-    extra = tuple(shlex.split(args.extra if args.extra is not None else env("EXTRA_ARGS", "")))
-    request = request_from_properties(
-        read_job_properties(args.jobscript),
-        queue=args.queue or env("QUEUE"),
-        account=args.account or env("ACCOUNT"),
-        extra=extra,
-    )
-    name_max = args.name_max or int(env_float("NAME_MAX", 0)) or None
-    token = f"{request.name[:100]}.{secrets.token_hex(4)}"
-    log_dir = Path(args.log_dir or env("LOG_DIR", "logs/pbs")).absolute()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{token}.log"
-    script = state.scripts_dir / f"{token}.sh"
-    script.write_text(wrap_jobscript(Path(args.jobscript).read_text(), state.marker(token)))
-    argv = qsub_argv(flavour, request, str(script), str(log), name_max)
-    if args.dry_run:
-        print(shlex.join(argv))
-        return ""
-    try:
-        out = run(argv, timeout=args.timeout)
-    finally:
-        script.unlink(missing_ok=True)  # qsub keeps its own copy of the script
-    if out.error or out.rc != 0:
-        detail = out.error or (out.stderr.strip() or out.stdout.strip())
-        raise SubmitError(f"{shlex.join(argv)}\nfailed (exit {out.rc}): {detail}")
-    job_id = parse_job_id(out.stdout)
-    state.register(job_id, token, request.name)
-    return job_id
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m adaptive_snakemake.pbs.submit",
-        description="Submit a snakemake jobscript with qsub; print the job id.",
-    )
-    p.add_argument(
-        "--flavour", choices=[*FLAVOURS, "auto"], help="pbspro | torque | slurm-torque | auto"
-    )
-    p.add_argument("--queue", help="qsub -q (default: $ADAPTIVE_SNAKEMAKE_PBS_QUEUE)")
-    p.add_argument("--account", help="qsub -A (default: $ADAPTIVE_SNAKEMAKE_PBS_ACCOUNT)")
-    p.add_argument("--extra", help="more qsub arguments, shell syntax")
-    p.add_argument("--log-dir", help="job stdout/stderr directory (default logs/pbs)")
-    p.add_argument("--name-max", type=int, help="longest job name the server accepts")
-    p.add_argument("--state-dir", help=argparse.SUPPRESS)
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for qsub")
-    p.add_argument("--dry-run", action="store_true", help="print the qsub line, submit nothing")
-    p.add_argument("jobscript")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        job_id = submit(args)
-    except (SubmitError, OSError, ValueError) as e:
-        print(f"adaptive-snakemake pbs submit: {e}", file=sys.stderr)
-        return 1
-    if job_id:
-        print(job_id)
-    return 0
 
 
 def _positive_int(value) -> int | None:
@@ -301,9 +202,3 @@ def _positive_float(value) -> float | None:
 
 def _str(value) -> str | None:
     return str(value) if value not in (None, "") else None
-
-
-if __name__ == "__main__":
-    # Ctrl-C reaches every process in snakemake's foreground group; see proc.py.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.exit(main())
