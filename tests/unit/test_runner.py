@@ -125,8 +125,12 @@ def test_failed_save_fails_the_job_and_keeps_the_last_checkpoint(tmp_path):
     from examples.functions import peak
 
     learner = adaptive.Learner1D(peak, bounds=(-1, 1))
-    assert restore_learner(learner, workdir / "state" / "s.pickle") > 0
+    on_disk = restore_learner(learner, workdir / "state" / "s.pickle")
+    assert on_disk > 0
     assert not [p for p in os.listdir(workdir / "state") if p.endswith(".tmp")]
+    # the log says what is on disk, not the points in memory that could not be saved
+    assert f"still holds {on_disk} points" in output, output[-2000:]
+    assert f"the checkpoint holds {on_disk} points" in output, output[-2000:]
 
 
 def test_function_that_raises_fails_with_traceback_after_saving(tmp_path):
@@ -210,3 +214,60 @@ def test_sigterm_to_every_mpi_rank_still_saves(tmp_path):
     meta = _meta(workdir)
     assert meta["npoints"] > 20
     assert not os.path.exists(workdir / "state" / "s.lock")  # released, not left behind
+
+
+def _interrupted_run(tmp_path):
+    """A learner with a checkpoint and its bookkeeping, stopped by SIGTERM."""
+    workdir = _workflow(tmp_path)
+    job = _start_job(workdir)
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 60, "a first checkpoint")
+    job.send_signal(signal.SIGTERM)
+    job.communicate(timeout=30)
+    return workdir
+
+
+def _set_goal(workdir, goal):
+    learners = workdir / "config" / "learners.yaml"
+    learners.write_text(learners.read_text().replace("goal: {npoints: 100000}", f"goal: {goal}"))
+
+
+def _result(workdir):
+    return json.loads((workdir / "results" / "s" / "result.json").read_text())
+
+
+def test_no_checkpoint_no_inherited_time(tmp_path):
+    """Moved aside (as our own error message advises): a duration goal must not be
+    'reached' with 0 points by inheriting the old attempts' time."""
+    workdir = _interrupted_run(tmp_path)
+    assert _meta(workdir)["elapsed"] > 0.5
+    (workdir / "state" / "s.pickle").rename(workdir / "state" / "s.pickle.broken")
+    _set_goal(workdir, "{duration: 0.5}")
+    job = _start_job(workdir)
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode == 0, output
+    result = _result(workdir)
+    assert result["npoints"] > 0 and result["restored_npoints"] == 0
+    assert result["elapsed"] < 5
+    assert "is gone (moved aside?)" in output
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not an object"])
+def test_checkpoint_without_bookkeeping_is_continued(tmp_path, damage):
+    workdir = _interrupted_run(tmp_path)
+    saved = _meta(workdir)["npoints"]
+    meta = workdir / "state" / "s.json"
+    if damage == "missing":
+        meta.unlink()
+    elif damage == "truncated":
+        meta.write_text(meta.read_text()[:10])
+    else:
+        meta.write_text("[1, 2]")
+    _set_goal(workdir, f"{{npoints: {saved + 30}}}")
+    job = _start_job(workdir)
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode == 0, output
+    result = _result(workdir)
+    assert result["restored_npoints"] == saved  # the user's data, not started over
+    assert result["npoints"] == saved + 30
+    assert "state/s.json" in output and "continuing it" in output
+    assert not list((workdir / "state").glob("*.superseded-*"))

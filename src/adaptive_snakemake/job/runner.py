@@ -60,16 +60,54 @@ class _SignalFlag:
             raise StopRequested(self.signum)
 
 
-def read_meta(files: LearnerFiles) -> dict:
-    if not files.meta.exists():
-        return {}
-    return json.loads(files.meta.read_text())
+def read_meta(files: LearnerFiles) -> dict | None:
+    """The checkpoint's bookkeeping; None (with a warning naming the file) if unreadable."""
+    try:
+        text = files.meta.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        log.warning("cannot read %s (%s); treating it as missing", files.meta, error)
+        return None
+    try:
+        meta = json.loads(text)
+        if not isinstance(meta, dict):
+            raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
+    except ValueError as error:
+        log.warning("%s is not valid bookkeeping (%s); treating it as missing", files.meta, error)
+        return None
+    return meta
 
 
-def _set_aside_foreign_checkpoint(spec: LearnerSpec, files: LearnerFiles, meta: dict) -> dict:
-    """A checkpoint of a different learner definition must not be continued, nor deleted."""
+def _inherited(spec: LearnerSpec, files: LearnerFiles, meta: dict | None) -> dict:
+    """What this attempt takes over from earlier ones: attempts and elapsed time.
+
+    The bookkeeping belongs to the checkpoint it describes. Without a checkpoint there is
+    no computed time to inherit (a duration goal must not be "reached" with 0 points); a
+    checkpoint of another definition is set aside and the learner starts over; a
+    checkpoint without (readable) bookkeeping is the user's data and is continued.
+    """
     checkpoint = files.checkpoint
-    if checkpoint.exists() and meta.get("fingerprint") != spec.fingerprint:
+    same_definition = meta is not None and meta.get("fingerprint") == spec.fingerprint
+    if not checkpoint.exists():
+        if meta is not None and meta.get("npoints"):
+            log.warning(
+                "%s is gone (moved aside?) while %s says it held %s points: starting from "
+                "zero, counting time from zero",
+                checkpoint,
+                files.meta,
+                meta.get("npoints"),
+            )
+        return {"attempts": meta.get("attempts", 0)} if same_definition else {}
+    if meta is None:
+        log.warning(
+            "%s has no readable bookkeeping (%s): continuing it; attempts and time count "
+            "from this attempt",
+            checkpoint,
+            files.meta,
+        )
+        return {}
+    if not same_definition:
         aside = checkpoint.with_name(f"{checkpoint.name}.superseded-{int(time.time())}")
         checkpoint.rename(aside)
         log.warning(
@@ -88,12 +126,14 @@ class LearnerRun:
         self.spec = spec
         self.files = files
         self.reporter = reporter
+        self.failed_reports = 0
         self.lock = lock
         self.learner = build_learner(spec)
-        meta = _set_aside_foreign_checkpoint(spec, files, read_meta(files))
+        inherited = _inherited(spec, files, read_meta(files))
         self.restored_npoints = restore_learner(self.learner, files.checkpoint)
-        self.elapsed_before = float(meta.get("elapsed", 0.0))
-        self.attempts = int(meta.get("attempts", 0)) + 1
+        self.saved_npoints = self.restored_npoints  # what the checkpoint on disk holds
+        self.elapsed_before = float(inherited.get("elapsed", 0.0))
+        self.attempts = int(inherited.get("attempts", 0)) + 1
         self.started = time.monotonic()
         self._write_meta()
         log.info(
@@ -124,26 +164,43 @@ class LearnerRun:
         if self.lock is not None and self.lock.lost:
             raise LockLost(f"another job took over {self.spec.name}; this one stops unsaved")
         started = time.monotonic()
+        npoints = learner_npoints(self.learner)
         self._report("saving")
-        save_learner(self.learner, self.files.checkpoint)
-        self._write_meta()
-        log.info(
-            "saved %d points in %.2f s", learner_npoints(self.learner), time.monotonic() - started
-        )
+        try:
+            save_learner(self.learner, self.files.checkpoint)
+            self._write_meta()
+        except BaseException as error:
+            log.error(
+                "saving %d points failed (%s: %s); %s still holds %d points",
+                npoints,
+                type(error).__name__,
+                error,
+                self.files.checkpoint,
+                self.saved_npoints,
+            )
+            raise
+        self.saved_npoints = npoints
+        log.info("saved %d points in %.2f s", npoints, time.monotonic() - started)
 
     def _report(self, status: str, rate: float = 0.0) -> None:
+        """Send a metrics record; never lets metrics fail or stop a save or the learner."""
         if self.reporter is None:
             return
-        loss = learner_loss(self.learner)
-        self.reporter.send(
-            {
-                "elapsed": self.elapsed,
-                "npoints": learner_npoints(self.learner),
-                "loss": loss if math.isfinite(loss) else None,
-                "rate": rate,
-                "status": status,
-            }
-        )
+        try:
+            loss = learner_loss(self.learner)
+            self.reporter.send(
+                {
+                    "elapsed": self.elapsed,
+                    "npoints": learner_npoints(self.learner),
+                    "loss": loss if math.isfinite(loss) else None,
+                    "rate": rate,
+                    "status": status,
+                }
+            )
+        except Exception as error:
+            self.failed_reports += 1
+            if self.failed_reports == 1:
+                log.warning("a metrics record could not be sent (%r); going on", error)
 
     def run(self, flag: _SignalFlag | None = None) -> str:
         """Run to the goal; returns which goal was reached. Raises StopRequested on a signal."""
@@ -244,11 +301,18 @@ def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
         log.error("%s", lost)
         return 1
     except StopRequested as stop:
-        log.warning("received %s: saved %d points; exiting so a retry resumes", stop, _n(run))
+        # saved_npoints: what is on disk, also if the save on the signal failed
+        log.warning(
+            "received %s: saved %d points; exiting so a retry resumes", stop, run.saved_npoints
+        )
         run._report("failed")
         return 128 + stop.signum
     except Exception:
-        log.error("the learner failed; saved %d points:\n%s", _n(run), traceback.format_exc())
+        log.error(
+            "the learner failed; the checkpoint holds %d points:\n%s",
+            run.saved_npoints,
+            traceback.format_exc(),
+        )
         run._report("failed")
         return 1
     result = run.write_results(reached)
@@ -261,7 +325,3 @@ def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
         result.attempts,
     )
     return 0
-
-
-def _n(run: LearnerRun) -> int:
-    return learner_npoints(run.learner)
