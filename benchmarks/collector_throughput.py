@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 import zmq
 
+from adaptive_snakemake.fileio import read_json_or_none
 from adaptive_snakemake.layout import status_file
 from adaptive_snakemake.metrics.address import MonitorAddress, publish_address
 from adaptive_snakemake.metrics.keys import ensure_keys, load_key_pair
@@ -136,10 +137,7 @@ def start(workdir: Path, curve: bool):
 
 
 def counters(workdir: Path):
-    try:
-        return json.loads(status_file(workdir).read_text())["collector"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return (read_json_or_none(status_file(workdir)) or {}).get("collector")
 
 
 def throughput(args, curve: bool) -> float:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 import zmq
 
+from adaptive_snakemake.fileio import read_json_or_none
 from adaptive_snakemake.layout import metrics_file, status_file
 from adaptive_snakemake.metrics.address import (
     ENV_VAR,
@@ -65,10 +66,7 @@ def wait_for(condition, timeout=10.0, what="condition"):
 
 
 def read_status(workdir):
-    try:
-        return json.loads(status_file(workdir).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json_or_none(status_file(workdir))
 
 
 def collector_listening(workdir, pid=None):

@@ -1,6 +1,6 @@
 """The metrics history as a pandas DataFrame."""
 
-import json
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptive_snakemake import layout
-from adaptive_snakemake.metrics.record import FIELDS, record_problem
+from adaptive_snakemake.metrics.record import FIELDS, RecordError, parse_record
 
 COLUMNS = list(FIELDS)
 
@@ -18,14 +18,9 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
     are skipped."""
     with open(path, "rb") as f:
         for line in f:
-            if not line.startswith(b"{"):
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if record_problem(obj) is None:
-                yield obj
+            record = _record_in(line)
+            if record is not None:
+                yield record
 
 
 def last_record(path: str | os.PathLike, tail_bytes: int = 1 << 16) -> dict | None:
@@ -38,13 +33,17 @@ def last_record(path: str | os.PathLike, tail_bytes: int = 1 << 16) -> dict | No
     except OSError:
         return None
     for line in reversed(lines):
-        if line.startswith(b"{"):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if record_problem(obj) is None:
-                return obj
+        record = _record_in(line)
+        if record is not None:
+            return record
+    return None
+
+
+def _record_in(line: bytes) -> dict | None:
+    """The valid record on one log line; None for any other line."""
+    if line.startswith(b"{"):
+        with contextlib.suppress(RecordError):
+            return parse_record(line, max_bytes=len(line))
     return None
 
 
