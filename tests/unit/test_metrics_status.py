@@ -10,7 +10,9 @@ import pytest
 from adaptive_snakemake import load_metrics, status
 from adaptive_snakemake.layout import metrics_file, status_file
 from adaptive_snakemake.metrics.record import encode_record
+from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.status import StatusReader, main_status, render
+from adaptive_snakemake.plan import write_plan
 from adaptive_snakemake.results.result import Result
 
 
@@ -157,3 +159,26 @@ def test_command_line(tmp_path, capsys):
     assert [r["name"] for r in rows] == ["b"]
     with pytest.raises(SystemExit):
         main_status(["-d", str(tmp_path), "--state", "sleeping"])
+
+
+def test_planned_learners_show_as_pending_also_with_a_relative_workdir(tmp_path, monkeypatch):
+    """The plan the workflow writes at start lists every learner; `status -d REL` from
+    another directory must not drop the pending ones (it used to join, then chdir)."""
+    workdir = tmp_path / "wf"
+    write_result(workdir, "s/a~1")
+    write_plan(workdir, ["s/a~1", "s/a~2", "s/a~3"], MonitorSettings())
+    monkeypatch.chdir(tmp_path)
+    rows = {r["name"]: r["state"] for r in json.loads(capsys_out(main_status, "wf"))}
+    assert rows == {"s/a~1": "done", "s/a~2": "pending", "s/a~3": "pending"}
+    table = status("wf")
+    assert sorted(table["name"]) == ["s/a~1", "s/a~2", "s/a~3"]
+
+
+def capsys_out(command, workdir):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        command(["-d", workdir, "--json"])
+    return out.getvalue()
