@@ -236,6 +236,23 @@ BAD = [
         ["expands to more than", "aliases"],
     ),
     ("deep nesting", "x: " + "[" * 3000 + "]" * 3000, ["nesting depth"]),
+    (
+        "shell in slurm_extra",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, "
+        "resources: {slurm_extra: '--qos=$(touch /tmp/pwned)'}}",
+        ["sweep 's', key 'resources.slurm_extra'", "--flag=value"],
+    ),
+    (
+        "slurm_extra with a signal that kills the job's snakemake",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, "
+        "resources: {slurm_extra: '--signal=USR1@60'}}",
+        ["sweep 's', key 'resources.slurm_extra'", "--signal=TERM@"],
+    ),
+    (
+        "partition with a space",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, resources: {slurm_partition: 'a b'}}",
+        ["sweep 's', key 'resources.slurm_partition'"],
+    ),
     ("nesting beyond the limit", "x: " + "[" * 100 + "]" * 100, ["nested deeper than 64"]),
 ]
 
@@ -307,3 +324,20 @@ def test_learner_limit_is_configurable(write_learners):
     with pytest.raises(ConfigError, match="limit is 2"):
         load_specs(path, max_learners=2)
     assert len(load_specs(path, max_learners=3)) == 3
+
+
+def test_slurm_extra_gets_the_walltime_signal_when_it_has_none(write_learners):
+    path = write_learners(
+        """
+        defaults: {function: m:f, learner: Learner1D}
+        sweeps:
+          plain: {resources: {slurm_extra: "--qos=long --constraint=skylake"}}
+          own: {resources: {slurm_extra: "--signal=TERM@300 --qos=long"}}
+        """
+    )
+    specs = {s.name: s for s in load_specs(path)}
+    assert (
+        specs["plain"].resources["slurm_extra"]
+        == "--qos=long --constraint=skylake --signal=TERM@60"
+    )
+    assert specs["own"].resources["slurm_extra"] == "--signal=TERM@300 --qos=long"

@@ -150,6 +150,11 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
             f"invalid name {error.instance!r}: names become file paths; use letters, digits "
             "and _.+- (parameters: letters, digits and _), not starting with '.' or '-'"
         )
+    if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["slurm_extra"]:
+        return (
+            f"{error.instance!r}: only --flag or --flag=value options, values of letters, "
+            "digits and _.,:@%/+=- (the slurm plugin passes them through a shell)"
+        )
     if error.validator == "oneOf" and error.absolute_path:
         if error.absolute_path[-1] in _DURATION_KEYS:
             return f'expected a positive duration (90, "90s", "30m", "2h"), got {error.instance!r}'
@@ -186,8 +191,30 @@ def _normalized_goal(goal: dict) -> dict:
     return normalized
 
 
+# SLURM's walltime warning as profiles/slurm sets it (see the comments there): TERM, which
+# the learner saves on and the in-job snakemake survives; 60 s before the time limit.
+WALLTIME_SIGNAL = "--signal=TERM@60"
+_TERM_SIGNAL = re.compile(r"--signal=(TERM|SIGTERM|15)@\d+")
+
+
+def _slurm_extra(value: str) -> str:
+    """The user's sbatch options, with the walltime warning added if they have none."""
+    signals = [token for token in value.split() if token.startswith("--signal")]
+    if not signals:
+        return f"{value.strip()} {WALLTIME_SIGNAL}".strip()
+    for token in signals:
+        if not _TERM_SIGNAL.fullmatch(token):
+            raise ValueError(
+                f"{token!r}: the learner saves on SIGTERM and the snakemake inside the job "
+                "dies on other signals; use --signal=TERM@<seconds> (e.g. --signal=TERM@60)"
+            )
+    return value.strip()
+
+
 def _normalized_resources(resources_: dict) -> dict:
     normalized = dict(resources_)
+    if "slurm_extra" in normalized:
+        normalized["slurm_extra"] = _slurm_extra(normalized["slurm_extra"])
     runtime = normalized.get("runtime")
     if isinstance(runtime, str):
         normalized["runtime"] = max(1, round(parse_duration(runtime) / 60))
@@ -241,7 +268,10 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
         fail("combos", f"learner names up to {longest_name} characters long; at most {MAX_NAME}")
 
     goal = _normalized_goal(settings["goal"])
-    resources_ = _normalized_resources(settings["resources"])
+    try:
+        resources_ = _normalized_resources(settings["resources"])
+    except ValueError as error:
+        fail("resources.slurm_extra", str(error))
     sweep_fingerprint = _hash(
         [settings[k] for k in ("function", "learner", "learner_kwargs", "fixed")] + [goal]
     )
