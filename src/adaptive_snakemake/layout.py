@@ -53,6 +53,11 @@ def checkpoint_meta(checkpoint_path: str | os.PathLike) -> Path:
     return Path(checkpoint_path).with_suffix(".json")
 
 
+def failure_record(checkpoint_path: str | os.PathLike) -> Path:
+    """The learner's last code failure (its function raised), beside its checkpoint."""
+    return Path(checkpoint_path).with_suffix(".failed.json")
+
+
 def learner_lock(checkpoint_path: str | os.PathLike) -> Path:
     """The lock that keeps a second job off the learner of this checkpoint."""
     return Path(checkpoint_path).with_suffix(".lock")
@@ -126,6 +131,10 @@ class LearnerFiles:
     @property
     def lock(self) -> Path:
         return learner_lock(self.checkpoint)
+
+    @property
+    def failure(self) -> Path:
+        return failure_record(self.checkpoint)
 
     @classmethod
     def of(cls, name: str, workdir: str | os.PathLike = ".") -> LearnerFiles:

@@ -182,3 +182,19 @@ def capsys_out(command, workdir):
     with contextlib.redirect_stdout(out):
         command(["-d", workdir, "--json"])
     return out.getvalue()
+
+
+def test_failed_learner_shows_its_error(tmp_path):
+    now = time.time()
+    write_log(tmp_path, "s/a~3", [record("s/a~3", now - 5, "failed")])
+    failure = tmp_path / "state" / "s" / "a~3.failed.json"
+    failure.parent.mkdir(parents=True)
+    failure.write_text(json.dumps({"error": "ValueError: bug in f", "traceback": "..."}))
+    table = status(tmp_path, names=["s/a~3"]).set_index("name")
+    assert table.loc["s/a~3", "error"] == "ValueError: bug in f"
+    reader = StatusReader(tmp_path, ["s/a~3"])
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(render(reader.table(), reader, now))
+    assert "s/a~3: ValueError: bug in f" in console.export_text()

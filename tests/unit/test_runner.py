@@ -61,13 +61,18 @@ def _job_arguments(workdir):
     ]
 
 
-def _start_job(workdir, *launcher, preexec_fn=None):
+def _start_job(workdir, *args, preexec_fn=None, at_end=False):
+    """The job (under `args` as its launcher; with at_end, `args` are extra job options)."""
     env = environment()
     env["ADAPTIVE_SNAKEMAKE_MONITOR"] = "off"
-    return subprocess.Popen(
+    launcher, extra = ((), list(args)) if at_end else (args, [])
+    command = (
         [*launcher, sys.executable, *_job_arguments(workdir)]
         if not launcher or "mpi4py" not in launcher[-1]
-        else [*launcher, *_job_arguments(workdir)],
+        else [*launcher, *_job_arguments(workdir)]
+    )
+    job = subprocess.Popen(
+        command + extra,
         cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
@@ -75,6 +80,8 @@ def _start_job(workdir, *launcher, preexec_fn=None):
         text=True,
         preexec_fn=preexec_fn,
     )
+    job.started = time.monotonic()
+    return job
 
 
 def _meta(workdir):
@@ -271,3 +278,57 @@ def test_checkpoint_without_bookkeeping_is_continued(tmp_path, damage):
     assert result["npoints"] == saved + 30
     assert "state/s.json" in output and "continuing it" in output
     assert not list((workdir / "state").glob("*.superseded-*"))
+
+
+def _with(workdir, **keys):
+    learners = workdir / "config" / "learners.yaml"
+    extra = "".join(f"    {key}: {value}\n" for key, value in keys.items())
+    learners.write_text(learners.read_text() + extra)
+
+
+@pytest.mark.parametrize("point_retries", [2, 0])
+def test_points_that_fail_now_and_then_are_evaluated_again(tmp_path, point_retries):
+    workdir = _workflow(tmp_path, goal="{npoints: 60}", function="flaky")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    learners = workdir / "config" / "learners.yaml"
+    learners.write_text(
+        learners.read_text().replace("fixed: {cost: 0.002}", f"fixed: {{marks_dir: '{marks}'}}")
+    )
+    _with(workdir, point_retries=point_retries)
+    job = _start_job(workdir)
+    output, _ = job.communicate(timeout=120)
+    if point_retries:
+        assert job.returncode == 0, output
+        assert "evaluating it again (1 of 2 retries)" in output
+        assert _result(workdir)["npoints"] == 60
+    else:
+        assert job.returncode == 1
+        assert "RuntimeError: flaky failed once" in output and "code failure 1" in output
+    assert len(list(marks.iterdir())) > 0
+
+
+def test_stop_near_the_walltime_is_recorded_as_a_timeout(tmp_path):
+    workdir = _workflow(tmp_path)
+    job = _start_job(workdir, "--runtime", "0.1", at_end=True)  # a 6 s walltime
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 0, 60, "a first checkpoint")
+    wait_for(lambda: time.monotonic() - job.started > 5.5, 10, "5.5 s")
+    job.send_signal(signal.SIGTERM)
+    output, _ = job.communicate(timeout=30)
+    assert "stopped by the walltime (timeout 1" in output, output[-2000:]
+    assert _meta(workdir)["timeouts"] == 1
+    # an early stop (scancel, preemption) is not a timeout
+    job = _start_job(workdir, "--runtime", "60", at_end=True)
+    wait_for(lambda: _meta(workdir).get("attempts") == 2, 60, "the second attempt")
+    job.send_signal(signal.SIGTERM)
+    job.communicate(timeout=30)
+    assert _meta(workdir)["timeouts"] == 1
+
+
+def test_walltime_rule():
+    from adaptive_snakemake.job.bookkeeping import is_walltime_stop
+
+    assert is_walltime_stop(3600 - 70, 60)  # SLURM's warning, 60-90 s before the end
+    assert not is_walltime_stop(1800, 60)  # scancel or preemption half-way
+    assert not is_walltime_stop(3600, None)  # walltime unknown
+    assert not is_walltime_stop(30, 2)  # too early even for a 2 min job

@@ -155,6 +155,13 @@ def get_learner_resources(mpi):
 
 
 def get_runtime(wildcards, attempt):
-    """Minutes; grows per retry so a learner stopped by its walltime gets more next time."""
+    """Minutes. A retry after a timeout gets more: runtime_growth per timeout the learner's
+    bookkeeping records (at most 4); other failures (killed, node lost) keep the runtime.
+    """
     base = SPECS[wildcards.name].resources["runtime"]
-    return round(base * config["runtime_growth"] ** (attempt - 1))
+    if attempt == 1:
+        return base  # no file read for the first attempt of 10,000 learners
+    from adaptive_snakemake.job.bookkeeping import recorded_timeouts
+
+    meta = layout.checkpoint_meta(layout.CHECKPOINT.format(name=wildcards.name))
+    return round(base * config["runtime_growth"] ** min(recorded_timeouts(meta), 4))

@@ -29,7 +29,8 @@ rule learner:
     shell:
         "exec {params.launcher} -m adaptive_snakemake.job --spec {params.spec:q}"
         " --checkpoint {params.checkpoint:q} --learner-pickle {output.learner:q}"
-        " --result {output.result:q} --log {log:q} >> {log:q} 2>&1"
+        " --result {output.result:q} --log {log:q} --runtime {resources.runtime}"
+        " >> {log:q} 2>&1"
 
 
 # The same rule for mpi4py learners; only what must differ: which learners, the cores to

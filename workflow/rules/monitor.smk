@@ -1,9 +1,12 @@
-# Live metrics: a ZeroMQ collector beside the workflow (see README, "Watching a run").
-# Handlers run in the main snakemake process only; imports stay inside them so that the
-# Snakefile re-parsed inside every cluster job stays cheap.
+# What runs in the main snakemake process when a run starts and ends: the plan that
+# `adaptive-snakemake status` lists, the run id, and the live-metrics collector (see README,
+# "Watching a run"). Imports stay inside the handlers so that the Snakefile re-parsed
+# inside every cluster job stays cheap.
 
 
 onstart:
+    import uuid
+    from adaptive_snakemake.job.bookkeeping import RUN_ID_ENV
     from adaptive_snakemake.metrics.service import start_collector
     from adaptive_snakemake.metrics.settings import MonitorSettings
     from adaptive_snakemake.plan import write_plan
@@ -11,6 +14,9 @@ onstart:
     monitor_settings = MonitorSettings.from_config(config.get("monitor"))
     # What `adaptive-snakemake status` lists (learners not started show as pending).
     write_plan(Path.cwd(), SPECS, monitor_settings)
+    # Tells the jobs of this run from those of later runs: a code failure is not retried
+    # within a run, but is tried again after the user fixed the function and reran.
+    os.environ[RUN_ID_ENV] = uuid.uuid4().hex
     start_collector(Path.cwd(), monitor_settings, os.getpid())
 
 

@@ -2,7 +2,7 @@
 
     [MPI launcher] python [-m mpi4py.futures] -m adaptive_snakemake.job --spec JSON
         --checkpoint state/<name>.pickle --learner-pickle results/<name>/learner.pickle
-        --result results/<name>/result.json --log logs/learners/<name>.log
+        --result results/<name>/result.json --log logs/learners/<name>.log --runtime MIN
 
 Snakemake hands over the learner's spec and every path; the job computes none of its own.
 """
@@ -32,6 +32,9 @@ def _arguments(argv) -> argparse.Namespace:
     parser.add_argument("--learner-pickle", required=True, type=Path, help="the final data")
     parser.add_argument("--result", required=True, type=Path, help="the result.json to write")
     parser.add_argument("--log", type=Path, help="the job's log, where metrics records go too")
+    parser.add_argument(
+        "--runtime", type=float, help="the job's walltime in minutes, to recognise timeouts"
+    )
     return parser.parse_args(argv)
 
 
@@ -51,7 +54,7 @@ def main(argv=None) -> int:
         log.error("%s", error)
         return 2
     with LearnerLock(files.lock) as lock:
-        code = run_to_goal(spec, files, lock)
+        code = run_to_goal(spec, files, lock, args.runtime)
     if code != 0:
         logging.shutdown()
         # Busy MPI workers or pool processes could hold up a normal exit past the walltime;

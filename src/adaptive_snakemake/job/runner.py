@@ -6,7 +6,6 @@ a failed save raises, a signal saves at once, and the goal counts time across at
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import signal
@@ -16,6 +15,13 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 from adaptive_snakemake.fileio import atomic_write_json
+from adaptive_snakemake.job.bookkeeping import (
+    clear_code_failure,
+    code_failures_this_run,
+    is_walltime_stop,
+    read_meta,
+    record_code_failure,
+)
 from adaptive_snakemake.job.checkpoint import restore_learner, save_learner
 from adaptive_snakemake.job.executors import make_executor, shutdown
 from adaptive_snakemake.job.goals import goal_reached, learner_loss, learner_npoints
@@ -60,25 +66,6 @@ class _SignalFlag:
             raise StopRequested(self.signum)
 
 
-def read_meta(files: LearnerFiles) -> dict | None:
-    """The checkpoint's bookkeeping; None (with a warning naming the file) if unreadable."""
-    try:
-        text = files.meta.read_text()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        log.warning("cannot read %s (%s); treating it as missing", files.meta, error)
-        return None
-    try:
-        meta = json.loads(text)
-        if not isinstance(meta, dict):
-            raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
-    except ValueError as error:
-        log.warning("%s is not valid bookkeeping (%s); treating it as missing", files.meta, error)
-        return None
-    return meta
-
-
 def _inherited(spec: LearnerSpec, files: LearnerFiles, meta: dict | None) -> dict:
     """What this attempt takes over from earlier ones: attempts and elapsed time.
 
@@ -98,7 +85,9 @@ def _inherited(spec: LearnerSpec, files: LearnerFiles, meta: dict | None) -> dic
                 files.meta,
                 meta.get("npoints"),
             )
-        return {"attempts": meta.get("attempts", 0)} if same_definition else {}
+        if not same_definition:
+            return {}
+        return {key: meta.get(key, 0) for key in ("attempts", "timeouts")}
     if meta is None:
         log.warning(
             "%s has no readable bookkeeping (%s): continuing it; attempts and time count "
@@ -122,18 +111,28 @@ def _inherited(spec: LearnerSpec, files: LearnerFiles, meta: dict | None) -> dic
 class LearnerRun:
     """One attempt at one learner: restore, loop to the goal, save, write results."""
 
-    def __init__(self, spec: LearnerSpec, files: LearnerFiles, reporter=None, lock=None):
+    def __init__(
+        self,
+        spec: LearnerSpec,
+        files: LearnerFiles,
+        reporter=None,
+        lock=None,
+        runtime_minutes: float | None = None,
+    ):
         self.spec = spec
         self.files = files
+        self.runtime_minutes = runtime_minutes  # the job's walltime, to recognise timeouts
         self.reporter = reporter
         self.failed_reports = 0
+        self._point_failures: dict[str, int] = {}
         self.lock = lock
         self.learner = build_learner(spec)
-        inherited = _inherited(spec, files, read_meta(files))
+        inherited = _inherited(spec, files, read_meta(files.meta))
         self.restored_npoints = restore_learner(self.learner, files.checkpoint)
         self.saved_npoints = self.restored_npoints  # what the checkpoint on disk holds
         self.elapsed_before = float(inherited.get("elapsed", 0.0))
         self.attempts = int(inherited.get("attempts", 0)) + 1
+        self.timeouts = int(inherited.get("timeouts", 0))
         self.started = time.monotonic()
         self._write_meta()
         log.info(
@@ -153,6 +152,7 @@ class LearnerRun:
             "name": self.spec.name,
             "fingerprint": self.spec.fingerprint,
             "attempts": self.attempts,
+            "timeouts": self.timeouts,
             "elapsed": self.elapsed,
             "npoints": learner_npoints(self.learner),
             "saved_at": time.time(),
@@ -229,7 +229,15 @@ class LearnerRun:
                 finished, _ = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in finished:
                     point = pending.pop(future)
-                    self.learner.tell(point, future.result())
+                    try:
+                        value = future.result()
+                    except Exception as error:
+                        # A point that fails now and then must not cost the run: evaluate
+                        # it again, point_retries times, before it is a code failure.
+                        self._count_point_failure(point, error)
+                        pending[executor.submit(function, point)] = point
+                        continue
+                    self.learner.tell(point, value)
                 now = time.monotonic()
                 if now - last_save >= spec.save_interval:
                     self.save()
@@ -250,6 +258,21 @@ class LearnerRun:
         shutdown(executor)
         self.save()
         return reached
+
+    def _count_point_failure(self, point, error: Exception) -> None:
+        key = repr(point)  # points may be unhashable (SequenceLearner's values)
+        failures = self._point_failures.get(key, 0) + 1
+        if failures > self.spec.point_retries:
+            raise error
+        self._point_failures[key] = failures
+        log.warning(
+            "point %s raised %s: %s; evaluating it again (%d of %d retries)",
+            key,
+            type(error).__name__,
+            error,
+            failures,
+            self.spec.point_retries,
+        )
 
     def write_results(self, reached: str) -> Result:
         save_learner(self.learner, self.files.learner_pickle)
@@ -273,15 +296,32 @@ class LearnerRun:
         return result
 
 
-def run_to_goal(spec: LearnerSpec, files: LearnerFiles, lock=None) -> int:
+def run_to_goal(
+    spec: LearnerSpec, files: LearnerFiles, lock=None, runtime_minutes: float | None = None
+) -> int:
     """Run one learner to its goal and write its results; returns the job's exit code.
 
     On a signal or a failing function the learner is saved first, so a retry resumes.
     Metrics go to the collector (if one runs) and to the job's log, tagged with the attempt.
+    A learner whose function raised in this snakemake run more than `retries_on_error`
+    times is not started again: a retry would only repeat the error.
     """
     flag = _SignalFlag()
     flag.install()
-    run = LearnerRun(spec, files, lock=lock)
+    failures, record = code_failures_this_run(files.failure)
+    if failures > spec.retries_on_error:
+        # Snakemake empties the job's log for every attempt: repeat the traceback here.
+        log.error(
+            "not retried: the learner's function raised in attempt %s of this run, and "
+            "retries_on_error is %d. Fix the function and rerun snakemake: the learner "
+            "continues from its checkpoint. The error (also in %s):\n%s",
+            record.get("attempt"),
+            spec.retries_on_error,
+            files.failure,
+            record.get("traceback") or record.get("error"),
+        )
+        return 1
+    run = LearnerRun(spec, files, lock=lock, runtime_minutes=runtime_minutes)
     reporter = open_reporter(
         name=spec.name,
         attempt=run.attempts,
@@ -305,16 +345,29 @@ def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
         log.warning(
             "received %s: saved %d points; exiting so a retry resumes", stop, run.saved_npoints
         )
+        if is_walltime_stop(time.monotonic() - run.started, run.runtime_minutes):
+            run.timeouts += 1  # the retry gets more walltime (workflow: get_runtime)
+            run._write_meta()
+            log.warning("stopped by the walltime (timeout %d of this learner)", run.timeouts)
         run._report("failed")
         return 128 + stop.signum
-    except Exception:
+    except Exception as error:
         log.error(
             "the learner failed; the checkpoint holds %d points:\n%s",
             run.saved_npoints,
             traceback.format_exc(),
         )
+        failures = record_code_failure(run.files.failure, run.attempts, error)
+        retry = "will be retried" if failures <= run.spec.retries_on_error else "is not retried"
+        log.error(
+            "code failure %d of this run: the learner %s (retries_on_error: %d)",
+            failures,
+            retry,
+            run.spec.retries_on_error,
+        )
         run._report("failed")
         return 1
+    clear_code_failure(run.files.failure)
     result = run.write_results(reached)
     log.info(
         "goal %s reached: %d points, loss %s, %.1f s over %d attempt(s)",

@@ -39,6 +39,7 @@ COLUMNS = [
     "job_id",
     "elapsed",
     "last_seen",
+    "error",  # a failed learner's error (its function raised), from state/<name>.failed.json
 ]
 STATE_ORDER = {"stale": 0, "failed": 1, "running": 2, "pending": 3, "done": 4}
 STATE_STYLE = {
@@ -73,6 +74,9 @@ class StatusReader:
         rows = [
             _row(name, latest.get(name), results.get(name), stale_intervals, now) for name in names
         ]
+        for row in rows:
+            if row["state"] == "failed":
+                row["error"] = self._error_of(row["name"])
         frame = pd.DataFrame(rows, columns=COLUMNS)
         frame = frame.astype({"npoints": "Int64", "attempts": "Int64"})
         order = frame["state"].map(STATE_ORDER)
@@ -105,6 +109,10 @@ class StatusReader:
                     latest[record["name"]] = (record, record["t"], interval)
         return latest, stale_intervals
 
+    def _error_of(self, name: str) -> str | None:
+        record = read_json_or_none(layout.failure_record(layout.checkpoint(name, self.workdir)))
+        return record.get("error") if isinstance(record, dict) else None
+
     def _read_results(self) -> dict[str, tuple[Result, float]]:
         """name -> (result, mtime of its result.json); unreadable files are skipped."""
         results = {}
@@ -131,7 +139,7 @@ class StatusReader:
 
 def _row(name, latest, result, stale_intervals, now) -> dict:
     row = dict.fromkeys(COLUMNS, math.nan)
-    row.update(name=name, state="pending", host=None, job_id=None, attempts=pd.NA)
+    row.update(name=name, state="pending", host=None, job_id=None, attempts=pd.NA, error=None)
     record = None
     if latest is not None:
         record, last_seen, interval = latest
@@ -277,6 +285,9 @@ def render(
         cells = [Text(row[k], style=STATE_STYLE[row[1]]) if k == 1 else row[k] for k in keep]
         table.add_row(*cells)
     parts = [Text(summary_line(frame, reader, now)), table]
+    for row in shown[shown["state"] == "failed"].itertuples(index=False):
+        if isinstance(row.error, str):
+            parts.append(Text(f"{row.name}: {row.error}", STATE_STYLE["failed"]))
     if len(shown) < len(frame):
         parts.append(Text(f"... {len(frame) - len(shown)} more (use --state or --limit)", "dim"))
     return Group(*parts)

@@ -36,6 +36,8 @@ BUILTIN_DEFAULTS = {
     "learner_kwargs": {},
     "combos": {},
     "fixed": {},
+    "retries_on_error": 0,
+    "point_retries": 2,
 }
 REQUIRED_KEYS = ("function", "learner")
 _DURATION_KEYS = {"save_interval", "log_interval", "duration", "runtime"}
@@ -66,6 +68,8 @@ class LearnerSpec:
     save_interval: float
     log_interval: float
     resources: dict  # runtime (minutes), mem_mb, optional slurm_* settings
+    retries_on_error: int  # attempts after the function raised (code failure), in one run
+    point_retries: int  # evaluations of a point that raised, before it is a code failure
     fingerprint: str  # hash of what determines the learner's data (not goal, not resources)
     # Hash of the sweep's definition and goal, the same for all its learners: Snakemake
     # reruns a learner when it changes (the grid point is in the name already).
@@ -301,6 +305,8 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
                 save_interval=settings["save_interval"],
                 log_interval=settings["log_interval"],
                 resources=resources_,
+                retries_on_error=settings["retries_on_error"],
+                point_retries=settings["point_retries"],
                 fingerprint=fingerprint,
                 sweep_fingerprint=sweep_fingerprint,
             )
