@@ -25,3 +25,26 @@ def status(workdir=".", names=None):
     from adaptive_snakemake.metrics.status import status as table
 
     return table(workdir, names)
+
+
+def load_learner(name, workdir="."):
+    """Learner `name` with its data (final, or its latest checkpoint), ready for
+    `learner.plot()` and `learner.to_dataframe()`; built without your function."""
+    from adaptive_snakemake.results.load import load_learner as load
+
+    return load(name, workdir)
+
+
+def load_learners(sweep=None, workdir="."):
+    """{name: learner} for every learner with data, of one sweep if given."""
+    from adaptive_snakemake.results.load import load_learners as load
+
+    return load(sweep, workdir)
+
+
+def load_results(sweep=None, workdir="."):
+    """Every sampled point as one pandas DataFrame: name, sweep, grid parameters, then the
+    learner's columns (adaptive's `to_dataframe`)."""
+    from adaptive_snakemake.results.load import load_results as load
+
+    return load(sweep, workdir)

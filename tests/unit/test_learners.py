@@ -1,7 +1,9 @@
 """Every supported learner type runs to its goal, saves, restores and plots."""
 
+import numpy as np
 import pytest
 
+from adaptive_snakemake import load_learner, load_learners, load_results
 from adaptive_snakemake.job.checkpoint import restore_learner
 from adaptive_snakemake.job.learners import build_learner
 from adaptive_snakemake.job.runner import LearnerRun
@@ -62,6 +64,46 @@ def test_learner_runs_to_goal_saves_restores_and_plots(tmp_path, kind):
 
     png = draw_sweep([spec], [tmp_path / "results" / "s" / "learner.pickle"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # back in Python, as a user loads it: the same data, for reading (no function needed)
+    loaded = load_learner("s", tmp_path)
+    assert type(loaded) is type(run.learner)
+    assert loaded.data.keys() == run.learner.data.keys()
+    for key, value in run.learner.data.items():
+        assert np.allclose(loaded.data[key], value)
+    assert len(load_results(workdir=tmp_path)) > 0
+
+
+def test_unfinished_learner_loads_from_its_checkpoint_and_results_have_params(tmp_path):
+    spec = parse_specs(
+        {
+            "sweeps": {
+                "g": {
+                    "function": f"{F}:curve",
+                    "learner": "Learner1D",
+                    "learner_kwargs": {"bounds": [-1, 1]},
+                    "executor": "sequential",
+                    "tasks": 1,
+                    "goal": {"npoints": 30},
+                    "combos": {"a": [1, 2]},
+                }
+            }
+        }
+    )
+    finished, unfinished = spec
+    run = LearnerRun(finished, LearnerFiles.of(finished.name, tmp_path))
+    run.write_results(run.run())
+    partial = LearnerRun(unfinished, LearnerFiles.of(unfinished.name, tmp_path))
+    partial.learner.tell_many([-1.0, 0.0, 1.0], [1.0, 0.0, 1.0])
+    partial.save()  # a checkpoint, no result yet
+    assert load_learner("g/a~2", tmp_path).npoints == 3
+    assert sorted(load_learners("g", tmp_path)) == ["g/a~1", "g/a~2"]
+    frame = load_results("g", tmp_path)
+    assert list(frame.columns[:3]) == ["name", "sweep", "a"]
+    assert len(frame) == 30 + 3
+    assert set(frame["a"]) == {1, 2}
+    with pytest.raises(KeyError, match="no result and no checkpoint"):
+        load_learner("g/a~3", tmp_path)
 
 
 def test_loss_functions_are_chosen_by_name_and_factories_take_arguments():

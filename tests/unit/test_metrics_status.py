@@ -56,6 +56,7 @@ def write_result(workdir, name, mtime=None, **values):
         name=name,
         sweep=name.split("/")[0],
         learner="Learner1D",
+        learner_kwargs={"bounds": [-1, 1]},
         params={},
         npoints=200,
         loss=0.01,

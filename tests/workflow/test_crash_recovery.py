@@ -36,7 +36,8 @@ def _learner_processes(name: str):
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if "adaptive_snakemake.job" in cmdline and name in cmdline and "python" in cmdline[0]:
+        result = f"results/{name}/result.json"  # the job gets its paths on its command line
+        if "adaptive_snakemake.job" in cmdline and result in cmdline and "python" in cmdline[0]:
             found.append(process)
     return found
 

@@ -39,7 +39,7 @@ def _row(workdir, name="watched"):
 def _learner_process(name):
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if "adaptive_snakemake.job" in cmdline and name in cmdline:
+        if "adaptive_snakemake.job" in cmdline and f"results/{name}/result.json" in cmdline:
             return process
     return None
 

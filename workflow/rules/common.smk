@@ -24,7 +24,18 @@ def _load_specs():
     return specs
 
 
+def _load_monitor_settings():
+    from adaptive_snakemake.metrics.settings import MonitorSettings
+
+    try:
+        return MonitorSettings.from_config(config.get("monitor"))
+    except ConfigError as error:
+        raise WorkflowError(f"invalid config:\n{error}") from None
+
+
 SPECS = {spec.name: spec for spec in _load_specs()}
+# Checked before anything runs (also by snakemake -n); only the main process uses them.
+MONITOR = _load_monitor_settings() if workflow.is_main_process else None
 SWEEP_MEMBERS = {}
 for _spec in SPECS.values():
     SWEEP_MEMBERS.setdefault(_spec.sweep, []).append(_spec)

@@ -8,16 +8,14 @@ onstart:
     import uuid
     from adaptive_snakemake.job.bookkeeping import RUN_ID_ENV
     from adaptive_snakemake.metrics.service import start_collector
-    from adaptive_snakemake.metrics.settings import MonitorSettings
     from adaptive_snakemake.plan import write_plan
 
-    monitor_settings = MonitorSettings.from_config(config.get("monitor"))
     # What `adaptive-snakemake status` lists (learners not started show as pending).
-    write_plan(Path.cwd(), SPECS, monitor_settings)
+    write_plan(Path.cwd(), SPECS, MONITOR)
     # Tells the jobs of this run from those of later runs: a code failure is not retried
     # within a run, but is tried again after the user fixed the function and reran.
     os.environ[RUN_ID_ENV] = uuid.uuid4().hex
-    start_collector(Path.cwd(), monitor_settings, os.getpid())
+    start_collector(Path.cwd(), MONITOR, os.getpid())
 
 
 onsuccess:

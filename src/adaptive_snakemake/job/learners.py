@@ -79,12 +79,17 @@ def learner_function(spec: LearnerSpec):
     return functools.partial(function, **spec.params, **spec.fixed)
 
 
-def learner_kwargs(spec: LearnerSpec) -> dict:
-    kind = LEARNER_KINDS[spec.learner]
-    kwargs = dict(spec.learner_kwargs)
+def resolved_kwargs(learner_class: str, kwargs: dict) -> dict:
+    """learners.yaml's learner_kwargs as the class takes them (loss names -> functions)."""
+    kind = LEARNER_KINDS[learner_class]
+    kwargs = dict(kwargs)
     if kind.loss_kwarg and kind.loss_kwarg in kwargs:
         kwargs[kind.loss_kwarg] = resolve_loss(kind, kwargs[kind.loss_kwarg])
     return kwargs
+
+
+def learner_kwargs(spec: LearnerSpec) -> dict:
+    return resolved_kwargs(spec.learner, spec.learner_kwargs)
 
 
 def build_learner(spec: LearnerSpec):

@@ -156,6 +156,7 @@ class LearnerRun:
             "elapsed": self.elapsed,
             "npoints": learner_npoints(self.learner),
             "saved_at": time.time(),
+            "spec": self.spec.to_dict(),  # what load_learner rebuilds an unfinished one from
         }
         atomic_write_json(self.files.meta, meta)
 
@@ -281,6 +282,7 @@ class LearnerRun:
             name=self.spec.name,
             sweep=self.spec.sweep,
             learner=self.spec.learner,
+            learner_kwargs=self.spec.learner_kwargs,
             params=self.spec.params,
             npoints=learner_npoints(self.learner),
             loss=loss if math.isfinite(loss) else None,

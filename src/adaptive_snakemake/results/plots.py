@@ -13,25 +13,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from adaptive_snakemake.fileio import atomic_write_bytes  # noqa: E402
-from adaptive_snakemake.job.checkpoint import restore_learner  # noqa: E402
-from adaptive_snakemake.job.learners import learner_kwargs  # noqa: E402
+from adaptive_snakemake.results.load import read_learner  # noqa: E402
 from adaptive_snakemake.specs.parse import LearnerSpec  # noqa: E402
 
 ONE_D = {"Learner1D", "AverageLearner1D", "IntegratorLearner"}
 MAX_PANELS = 36  # a sweep with more learners shows its first 36 as images
-
-
-def _not_sampling(*args, **kwargs):
-    raise RuntimeError("this learner was loaded for reading and cannot sample")
-
-
-def load_for_reading(spec: LearnerSpec, path: str | Path):
-    """The saved learner, without importing the user's function (plots run on the login node)."""
-    import adaptive
-
-    learner = getattr(adaptive, spec.learner)(_not_sampling, **learner_kwargs(spec))
-    restore_learner(learner, Path(path))
-    return learner
 
 
 def _label(spec: LearnerSpec) -> str:
@@ -74,7 +60,10 @@ def _plot_image(spec, learner, axes) -> None:
 
 def draw_sweep(specs: list[LearnerSpec], learner_files: list[str | Path]) -> bytes:
     """PNG bytes of the sweep: curves for 1D learners, images for 2D, histograms otherwise."""
-    learners = [load_for_reading(s, f) for s, f in zip(specs, learner_files, strict=True)]
+    learners = [
+        read_learner(s.learner, s.learner_kwargs, f)
+        for s, f in zip(specs, learner_files, strict=True)
+    ]
     kind = specs[0].learner
     if kind in ONE_D:
         figure, axes = plt.subplots(figsize=(7, 4.5))

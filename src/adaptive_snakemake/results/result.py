@@ -15,6 +15,7 @@ class Result:
     name: str
     sweep: str
     learner: str  # adaptive class name
+    learner_kwargs: dict  # as in learners.yaml: with `learner`, enough to rebuild it for reading
     params: dict  # the learner's grid point
     npoints: int
     loss: float | None  # None when the learner's loss is not finite
