@@ -3,7 +3,8 @@
 1. Throughput: several sender processes push valid records as fast as the collector
    accepts them (blocking sends, so the collector sets the pace); we report the
    sustained rate of records validated, stored in logs/metrics.jsonl and folded into
-   the latest state, read from the collector's own counters (status.json).
+   the latest state, read from the collector's own counters (status.json); with
+   --rotate-mb small, logs/metrics.jsonl is rotated often and we report how often.
 2. Load: N simulated jobs (default 10,000), each with its own CURVE connection,
    each sending one record a second, spread over a few processes; we report the
    collector process's CPU % (psutil) over a window.
@@ -115,8 +116,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(workdir: Path, curve: bool):
-    settings = MonitorSettings(host="127.0.0.1", bind="127.0.0.1", port=free_port(), curve=curve)
+def start(workdir: Path, curve: bool, rotate_mb: float = MonitorSettings.metrics_rotate_mb):
+    settings = MonitorSettings(
+        host="127.0.0.1",
+        bind="127.0.0.1",
+        port=free_port(),
+        curve=curve,
+        metrics_rotate_mb=rotate_mb,
+    )
     keys = ensure_keys(workdir) if curve else None
     publish_address(workdir, MonitorAddress.for_workflow(workdir, settings, keys))
     process = subprocess.Popen(
@@ -143,7 +150,7 @@ def counters(workdir: Path):
 def throughput(args, curve: bool) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        collector, endpoint = start(workdir, curve)
+        collector, endpoint = start(workdir, curve, args.rotate_mb)
         spawn = multiprocessing.get_context("spawn")
         senders = [
             spawn.Process(
@@ -166,9 +173,12 @@ def throughput(args, curve: bool) -> float:
         stop_collector(workdir)
         rate = (last - first) / (t1 - t0)
         dropped = sum(final["dropped"].values())
+        files = sorted(p.stat().st_size for p in (workdir / "logs").glob("metrics.jsonl*"))
         print(
             f"throughput (curve={curve}): {rate:,.0f} records/s stored "
-            f"({args.senders} senders, {args.names} learner names, {dropped} dropped)"
+            f"({args.senders} senders, {args.names} learner names, {dropped} dropped; "
+            f"metrics.jsonl rotated {final.get('metrics_files_rotated', 0)} times at "
+            f"{args.rotate_mb:g} MB, largest file {files[-1] if files else 0:,} bytes)"
         )
         return rate
 
@@ -223,6 +233,12 @@ def main():
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--window", type=float, default=20)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument(
+        "--rotate-mb",
+        type=float,
+        default=MonitorSettings.metrics_rotate_mb,
+        help="monitor setting metrics_rotate_mb (default: %(default)s)",
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()}")

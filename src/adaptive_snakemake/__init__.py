@@ -5,15 +5,35 @@ package.
 """
 
 
-def load_metrics(workdir=".", source="auto"):
-    """Every metrics record of the workflow in `workdir` as a pandas DataFrame, one row each.
+def load_metrics(
+    workdir=".",
+    source="auto",
+    *,
+    names=None,
+    sweep=None,
+    since=None,
+    until=None,
+    max_rows=100_000,
+):
+    """Metrics records of the workflow in `workdir` as a pandas DataFrame, one row each.
 
-    source: "collector" (logs/metrics.jsonl), "logs" (JSON lines in logs/learners/**/*.log)
-    or "auto" (the first if it is not empty).
+    source: "collector" (logs/metrics.jsonl and its rotated files), "logs" (JSON lines in
+    logs/learners/**/*.log) or "auto" (the first if it is not empty). Filters: `names` (a
+    learner name or list), `sweep` (a sweep name or list), `since` / `until` (unix seconds,
+    datetime, string, or a timedelta meaning that long ago); `max_rows`: the newest rows
+    only (default 100,000; None: all). See `adaptive_snakemake.metrics.history.load_metrics`.
     """
     from adaptive_snakemake.metrics.history import load_metrics as load
 
-    return load(workdir, source)
+    return load(
+        workdir,
+        source,
+        names=names,
+        sweep=sweep,
+        since=since,
+        until=until,
+        max_rows=max_rows,
+    )
 
 
 def status(workdir=".", names=None):

@@ -337,6 +337,8 @@ def test_malformed_frames_from_key_holder_are_dropped_and_counted(collector, wor
         assert counters["stored"] == 0
         assert sum(counters["dropped"].values()) == 10_000
         assert all(counters["dropped"][k] > 0 for k in counters["dropped"])
+        # status.json lists the reasons that occurred: here every network reason
+        assert set(counters["dropped"]) == {"too_large", "not_json", "invalid", "multipart"}
         assert status_now["learners"] == {}
         # Frames beyond ZeroMQ's size cap only cost that sender its connection.
         huge = authorized_push(workdir, endpoint, context)

@@ -3,9 +3,13 @@
     python -m adaptive_snakemake.metrics.collector --workdir DIR --parent-pid PID --settings JSON
 
 It binds a ZeroMQ PULL socket (CURVE + a ZAP allow-list of client keys by default),
-appends every valid record to logs/metrics.jsonl, and rewrites
-.adaptive-snakemake/status.json (latest state per learner) every second. Anything
-that is not a valid record is dropped and counted; nothing is ever unpickled. It
+appends every valid record to logs/metrics.jsonl (rotated by size, see `store`), and
+rewrites .adaptive-snakemake/status.json (latest state per learner) every second.
+Anything that is not a valid record is dropped and counted; nothing is ever unpickled.
+Every record received is stored, waiting to be written ("pending"), or counted as
+dropped by reason: received == stored + pending + sum(dropped). A failing disk (full,
+quota, I/O error) never stops it: records wait in a bounded queue and writes of the
+file and of status.json are retried every `status_interval` until they work again. It
 exits on SIGTERM/SIGINT or as soon as its parent (snakemake) is gone, even after
 `kill -9`. One collector per workflow: it holds a lock on .adaptive-snakemake/collector.pid.
 
@@ -35,6 +39,7 @@ from adaptive_snakemake.metrics.pidfile import CollectorRunning, take_lock, writ
 from adaptive_snakemake.metrics.record import RecordError, encode_record, parse_record
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.state import LatestState
+from adaptive_snakemake.metrics.store import FLUSH_BYTES, MetricsFile
 from adaptive_snakemake.processes import find_process, is_alive
 
 log = logging.getLogger("adaptive_snakemake.collector")
@@ -43,7 +48,8 @@ MAX_FRAME_BYTES = 1 << 16  # ZeroMQ disconnects a peer sending more: bounds memo
 DRAIN_BATCH = 5000  # frames handled between housekeeping checks
 PARENT_CHECK_S = 0.5
 STATUS_IDLE_REWRITE_S = 3.0  # status.json "updated" shows the collector alive (status: < 10 s)
-DROP_REASONS = ("too_large", "not_json", "invalid", "multipart")
+# Why a received record is not stored; status.json lists the reasons that occurred.
+DROP_REASONS = ("too_large", "not_json", "invalid", "multipart", "write_failed")
 
 
 class Collector:
@@ -57,27 +63,31 @@ class Collector:
         self.endpoint = bind_endpoint(self.workdir, settings)
         self.state = LatestState(settings.log_interval, settings.stale_intervals)
         self.received = 0
-        self.stored = 0
-        self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self.dropped = dict.fromkeys(DROP_REASONS, 0)  # "write_failed" lives in self.metrics
+        self.metrics = MetricsFile(
+            layout.metrics_file(self.workdir),
+            rotate_bytes=int(settings.metrics_rotate_mb * 1e6),
+            keep=settings.metrics_keep,
+        )
         self.started = time.time()
         self.stopping = False
         self._last_error_report = -1e9
-        self._received_at_status = -1
+        self._counts_at_status = None
         self._status_due = 0.0
         self._lock_fd = None
         self._context = None
         self._auth = None
         self._socket = None
-        self._metrics = None
 
     # -- life cycle -------------------------------------------------------------------------
 
     def open(self) -> None:
         """Take the workflow's collector lock, open the files and bind the socket."""
         self._lock_fd = take_lock(layout.pid_file(self.workdir))
-        metrics_path = layout.metrics_file(self.workdir)
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        self._metrics = open(metrics_path, "ab", buffering=1 << 16)  # noqa: SIM115
+        try:
+            self.metrics.open()
+        except OSError as exc:  # e.g. a full disk: records wait, opening is retried
+            self._report_error(exc)
         _raise_fd_limit()
         self._context = zmq.Context()
         self._context.setsockopt(zmq.LINGER, 0)
@@ -100,7 +110,10 @@ class Collector:
             "started": self.started,
         }
         write_info(self._lock_fd, info)
-        self.write_status()
+        try:
+            self.write_status()
+        except OSError as exc:
+            self._report_error(exc)
         log.info(
             "collector %d listening on %s (curve=%s)",
             os.getpid(),
@@ -116,11 +129,13 @@ class Collector:
         # Only clients whose public key is in the allow-list directory may connect.
         self._auth.configure_curve(domain="*", location=str(keys.allowed_clients))
 
+    @property
+    def stored(self) -> int:
+        return self.metrics.stored
+
     def close(self) -> None:
-        if self._metrics is not None:
-            with contextlib.suppress(OSError):
-                self._metrics.flush()
-        if self._lock_fd is not None:  # never overwrite the status of another collector
+        if self._lock_fd is not None:  # never touch the files of another collector
+            self.metrics.close()  # what cannot be written now is counted as write_failed
             with contextlib.suppress(OSError):
                 self.write_status()
         if self._socket is not None:
@@ -129,11 +144,9 @@ class Collector:
             self._auth.stop()
         if self._context is not None:
             self._context.destroy(linger=0)  # closes any socket left open; never waits
-        if self._metrics is not None:
-            self._metrics.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
-        self._socket = self._auth = self._context = self._metrics = self._lock_fd = None
+        self._socket = self._auth = self._context = self._lock_fd = None
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -158,30 +171,48 @@ class Collector:
                     break
             if now >= next_status:
                 next_status = now + self.settings.status_interval
-                try:
-                    self._metrics.flush()
-                    # Unchanged state is rewritten only now and then: 10,000 learners make
-                    # a status.json of some MB, often on a shared file system.
-                    if self.received != self._received_at_status or now >= self._status_due:
-                        self.write_status()
-                except OSError as exc:
-                    self._report_error(exc)
+                self.housekeeping(now)
+
+    def housekeeping(self, now: float) -> None:
+        """Write queued records and status.json; a failure of one never skips the other."""
+        try:
+            self.metrics.flush()  # also retries after a failed write
+        except OSError as exc:
+            self._report_error(exc)
+        # Unchanged state is rewritten only now and then: 10,000 learners make a
+        # status.json of some MB, often on a shared file system.
+        if self._counts() != self._counts_at_status or now >= self._status_due:
+            try:
+                self.write_status()
+            except OSError as exc:
+                self._report_error(exc)
+
+    def _counts(self) -> tuple:
+        return (self.received, self.metrics.stored, self.metrics.write_failed)
 
     def _report_error(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._last_error_report > 60:
             self._last_error_report = now
-            log.error("%s (further errors in the next minute are not logged)", exc)
+            log.error(
+                "%s; retrying every %g s, %d records waiting, %d lost so far "
+                "(further errors in the next minute are not logged)",
+                exc,
+                self.settings.status_interval,
+                self.metrics.pending,
+                self.metrics.write_failed,
+            )
 
     def drain(self) -> None:
         """Handle the frames waiting now (at most DRAIN_BATCH). The hot loop of the collector."""
         recv = self._socket.recv
-        write = self._metrics.write
         update = self.state.update
         max_bytes = self.settings.max_record_bytes
         dropped = self.dropped
         now = time.time()
-        received = stored = 0
+        received = nbytes = 0
+        lines = []
+        store = lines.append
         try:
             for _ in range(DRAIN_BATCH):
                 try:
@@ -202,12 +233,15 @@ class Collector:
                     continue
                 if b"\n" in frame or b"\r" in frame:  # keep one record per line
                     frame = encode_record(record)
-                write(frame + b"\n")
+                store(frame + b"\n")
+                nbytes += len(frame) + 1
                 update(record, frame, now)
-                stored += 1
         finally:
             self.received += received
-            self.stored += stored
+            self.metrics.extend(lines, nbytes)
+        # After a failed write, only housekeeping retries (once per status_interval).
+        if self.metrics.pending_bytes >= FLUSH_BYTES and self.metrics.error is None:
+            self.metrics.flush()
 
     def parent_alive(self) -> bool:
         return self.parent_pid is None or is_alive(self.parent)
@@ -219,13 +253,19 @@ class Collector:
             "curve": self.settings.curve,
             "started": self.started,
             "received": self.received,
-            "stored": self.stored,
-            "dropped": dict(self.dropped),
+            "stored": self.metrics.stored,
+            "pending": self.metrics.pending,  # valid records waiting to be written
+            "dropped": {reason: n for reason, n in self.dropped_by_reason().items() if n},
+            "metrics_files_rotated": self.metrics.rotations,
         }
 
+    def dropped_by_reason(self) -> dict:
+        return {**self.dropped, "write_failed": self.metrics.write_failed}
+
     def write_status(self) -> None:
+        counts = self._counts()
         atomic_write_bytes(layout.status_file(self.workdir), self.state.snapshot(self.counters()))
-        self._received_at_status = self.received
+        self._counts_at_status = counts
         self._status_due = time.monotonic() + STATUS_IDLE_REWRITE_S
 
 
@@ -257,6 +297,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Past a file size limit (ulimit -f), a write must fail with EFBIG (counted, retried),
+    # not kill the collector.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         collector.open()
     except CollectorRunning as exc:
@@ -275,7 +318,7 @@ def main(argv=None) -> int:
             "collector stopped: %d received, %d stored, dropped %s",
             collector.received,
             collector.stored,
-            collector.dropped,
+            collector.dropped_by_reason(),
         )
     return 0
 

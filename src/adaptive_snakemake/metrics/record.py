@@ -128,6 +128,11 @@ def parse_record(frame: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> dic
     return obj
 
 
-def encode_record(record: dict) -> bytes:
-    """Compact one-line UTF-8 JSON of a valid record (non-finite numbers are refused)."""
-    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+def encode_record(record: dict, ensure_ascii: bool = True) -> bytes:
+    """Compact one-line UTF-8 JSON of a valid record (non-finite numbers are refused).
+
+    `ensure_ascii=False` writes non-ASCII characters as UTF-8 rather than as \\uXXXX escapes:
+    up to 3 times shorter for such names (used when a record must shrink to fit).
+    """
+    text = json.dumps(record, separators=(",", ":"), allow_nan=False, ensure_ascii=ensure_ascii)
+    return text.encode()

@@ -7,9 +7,18 @@ sends (a full queue drops the record and counts it), linger 0 while running, and
 on close at most CLOSE_LINGER_MS for the last records to leave (the final "done"
 record is usually still queued when the job ends; a dead collector costs that
 much). A PUSH socket reconnects by itself when the collector comes back.
+
+Metrics never fail or stop the learner: `send` does not raise. A record larger than the
+collector's `max_record_bytes` is shortened to fit (UTF-8 instead of \\u escapes, host
+cut to its first label, job id cut, optional fields left out; never the name); one that
+still does not fit, or that is invalid, is not sent. The job log always gets the full
+record if it is valid. Every record not sent is counted by reason (`dropped_by_reason`);
+the total travels in the next records ("dropped"), and the first problem of each kind and
+a summary at close are written to stderr (the job log).
 """
 
 import math
+import numbers
 import os
 import socket
 import sys
@@ -22,7 +31,7 @@ import zmq
 from adaptive_snakemake.fileio import append_line
 from adaptive_snakemake.metrics.address import MonitorAddress, find_address, resolve_key_path
 from adaptive_snakemake.metrics.keys import load_key_pair
-from adaptive_snakemake.metrics.record import VERSION, check_record, encode_record
+from adaptive_snakemake.metrics.record import OPTIONAL, VERSION, encode_record, record_problem
 from adaptive_snakemake.processes import batch_job_id
 
 SEND_HWM = 16  # records queued while the collector is away; older ones are lost anyway
@@ -30,6 +39,9 @@ RECONNECT_MAX_MS = 5000  # thousands of jobs must not hammer a collector that is
 HEARTBEAT_MS = 10000  # notice a half-open connection (collector host gone) and reconnect
 USAGE_MIN_INTERVAL_S = 1.0
 CLOSE_LINGER_MS = 500
+SHORT_HOST_CHARS = 64  # a host or job id cut to fit max_record_bytes keeps this many
+SHORT_JOB_ID_CHARS = 32
+DROP_REASONS = ("queue_full", "too_large", "invalid")
 
 
 class Reporter:
@@ -49,8 +61,11 @@ class Reporter:
         self.log_file = Path(log_file) if log_file is not None else None
         self.max_record_bytes = address.max_record_bytes
         self.log_interval = log_interval
-        self.dropped = 0
+        self.dropped = 0  # records not sent, all reasons: the record's "dropped" field
+        self.dropped_by_reason = dict.fromkeys(DROP_REASONS, 0)
+        self.truncated = 0  # records sent shortened to fit max_record_bytes
         self.sent = 0
+        self._warned: set[str] = set()
         self._fixed = {
             "v": VERSION,
             "name": name,
@@ -130,34 +145,97 @@ class Reporter:
     def send(self, fields: dict) -> bool:
         """Log and send one record built from `fields`; True if ZeroMQ accepted it.
 
-        Raises ValueError only for an invalid record (a bug in the caller).
+        Never raises: a record that cannot be built or is invalid (a bug in the caller, or
+        a name longer than the record allows) is counted as dropped ("invalid"), one too
+        large for the collector is shortened or dropped ("too_large"), see the module.
         """
+        try:
+            record = self._record(fields)
+            problem = record_problem(record)
+            frame = encode_record(record) if problem is None else b""
+        except Exception as exc:  # e.g. a value json cannot encode
+            problem = repr(exc)
+        if problem is not None:
+            self._drop("invalid", f"invalid metrics record not logged nor sent ({problem})")
+            return False
+        self._append_log(frame)  # the job log has no size limit: the full record
+        if self._socket is None:
+            return False
+        if len(frame) > self.max_record_bytes:
+            frame = self._shrink(record, len(frame))
+            if frame is None:
+                return False
+        try:
+            self._socket.send(frame, zmq.NOBLOCK)
+        except zmq.ZMQError:  # queue full (collector away) or socket unusable
+            self._drop("queue_full", None)
+            return False
+        self.sent += 1
+        return True
+
+    def _record(self, fields: dict) -> dict:
         cpu, rss_mb = self._usage()
         record = {**self._fixed, "t": time.time(), "cpu": cpu, "rss_mb": rss_mb}
-        record.update(fields)
-        for key, value in record.items():
+        for key, value in fields.items():
+            if isinstance(value, numbers.Number) and type(value) not in (bool, int, float):
+                # numpy scalars and the like: json and the record check want plain numbers
+                value = int(value) if isinstance(value, numbers.Integral) else float(value)
             if type(value) is float and not math.isfinite(value):
-                record[key] = None  # e.g. adaptive's loss is inf before any point
+                value = None  # e.g. adaptive's loss is inf before any point
+            record[key] = value
         if self.dropped:
             record["dropped"] = self.dropped
         if self.log_interval is not None:
             record["interval"] = float(self.log_interval)
-        check_record(record)
-        frame = encode_record(record)
+        return record
+
+    def _shrink(self, record: dict, size: int) -> bytes | None:
+        """`record` shortened to fit max_record_bytes, or None (dropped and counted)."""
+        short = dict(record)
+        short["host"] = short["host"].split(".")[0][:SHORT_HOST_CHARS]
+        short["job_id"] = short["job_id"][:SHORT_JOB_ID_CHARS]
+        frame = encode_record(short, ensure_ascii=False)
         if len(frame) > self.max_record_bytes:
-            raise ValueError(
-                f"metrics record of {len(frame)} bytes exceeds {self.max_record_bytes}"
+            for key in OPTIONAL:
+                short.pop(key, None)
+            frame = encode_record(short, ensure_ascii=False)
+        if len(frame) > self.max_record_bytes:
+            self._drop(
+                "too_large",
+                f"metrics record of {size} bytes exceeds max_record_bytes "
+                f"({self.max_record_bytes}) even shortened: not sent (the job log has it)",
             )
-        self._append_log(frame)
-        if self._socket is None:
-            return False
+            return None
+        self.truncated += 1
+        self._warn_once(
+            "truncated",
+            f"metrics record of {size} bytes exceeds max_record_bytes "
+            f"({self.max_record_bytes}): sent shortened (host, job id, optional fields)",
+        )
+        return frame
+
+    def _drop(self, reason: str, message: str | None) -> None:
+        self.dropped += 1
+        self.dropped_by_reason[reason] += 1
+        if message is not None:
+            self._warn_once(reason, message)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
         try:
-            self._socket.send(frame, zmq.NOBLOCK)
-        except zmq.ZMQError:  # queue full (collector away) or socket unusable
-            self.dropped += 1
-            return False
-        self.sent += 1
-        return True
+            print(f"adaptive-snakemake: {message}; counted, told once", file=sys.stderr)
+        except Exception:  # a closed or broken stderr must not stop the learner
+            pass
+
+    def counts(self) -> str:
+        """One line: records sent, shortened, and not sent by reason."""
+        lost = ", ".join(f"{k}: {n}" for k, n in self.dropped_by_reason.items() if n)
+        return (
+            f"{self.sent} metrics records sent, {self.truncated} shortened, "
+            f"{self.dropped} not sent" + (f" ({lost})" if lost else "")
+        )
 
     def _append_log(self, frame: bytes) -> None:
         if self.log_file is None:
@@ -185,7 +263,16 @@ class Reporter:
             self._context = None
 
     def close(self) -> None:
-        """Release the socket; queued records get at most CLOSE_LINGER_MS to leave."""
+        """Release the socket; queued records get at most CLOSE_LINGER_MS to leave.
+
+        If any record was shortened or not sent, says how many on stderr (the job log).
+        """
+        if (self.dropped or self.truncated) and "summary" not in self._warned:
+            self._warned.add("summary")
+            try:
+                print(f"adaptive-snakemake: {self.counts()}", file=sys.stderr)
+            except Exception:
+                pass
         self._close_socket()
 
     def __enter__(self):

@@ -59,6 +59,19 @@ class MonitorSettings:
         1.0, {"type": "number", "exclusiveMinimum": 0, **_FINITE}, "a positive number"
     )
     """Seconds between rewrites of .adaptive-snakemake/status.json."""
+    metrics_rotate_mb: float = _setting(
+        100.0,
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 1e6, **_FINITE},
+        "a positive number of MB (at most 1000000)",
+    )
+    """logs/metrics.jsonl is rotated to metrics.jsonl.1 before it grows past this size."""
+    metrics_keep: int = _setting(
+        5,
+        {"type": "integer", "minimum": 0, "maximum": 1000},
+        "a number of files between 0 and 1000",
+    )
+    """Rotated files kept (metrics.jsonl.1 newest ... .N oldest); disk use is bounded by
+    (metrics_keep + 1) * metrics_rotate_mb."""
 
     @classmethod
     def from_config(
