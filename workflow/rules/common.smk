@@ -64,7 +64,7 @@ OTHER_LEARNERS = _names_regex(mpi=False)
 
 def get_final_outputs():
     plots = [layout.SWEEP_PLOT.format(sweep=sweep) for sweep in SWEEPS]
-    return [layout.SUMMARY, *plots]
+    return [layout.SUMMARY, *plots, *get_report_outputs()]
 
 
 def get_result_files(wildcards):
@@ -176,3 +176,68 @@ def get_runtime(wildcards, attempt):
 
     meta = layout.checkpoint_meta(layout.CHECKPOINT.format(name=wildcards.name))
     return round(base * config["runtime_growth"] ** min(recorded_timeouts(meta), 4))
+
+
+# -- report (rules/report.smk) -------------------------------------------------------------------
+
+# report_from: results (default; the report pages are drawn once the learners are done) or
+# current (drawn now from what exists: results, checkpoints, metrics; always redrawn).
+REPORT_CURRENT = config.get("report_from", "results") == "current"
+SWEEPS_REGEX = "|".join(re.escape(sweep) for sweep in SWEEPS) or "(?!)"
+
+
+def get_report_outputs():
+    pages = [layout.SWEEP_REPORT.format(sweep=sweep) for sweep in SWEEPS]
+    pictures = [layout.SWEEP_REPORT_PICTURE.format(sweep=sweep) for sweep in SWEEPS]
+    run = [
+        layout.RUN_REPORT_SUMMARY,
+        layout.RUN_REPORT_TIMELINE,
+        layout.RUN_REPORT_CONVERGENCE,
+    ]
+    return [*pages, *pictures, *run]
+
+
+def get_report_sweep_inputs(wildcards):
+    """The sweep's learners (results and data), or nothing for a report of the current state."""
+    if REPORT_CURRENT:
+        return []
+    return [
+        path
+        for s in SWEEP_MEMBERS[wildcards.sweep]
+        for path in (
+            layout.LEARNER_PICKLE.format(name=s.name),
+            layout.RESULT_JSON.format(name=s.name),
+        )
+    ]
+
+
+def get_report_run_inputs(wildcards):
+    """The summary (after every learner), or nothing for a report of the current state."""
+    return [] if REPORT_CURRENT else [layout.SUMMARY]
+
+
+def get_report_snapshot(wildcards):
+    """A params value that changes on every call in current mode: the pages are redrawn each
+    time; constant otherwise (redrawn when the learners' files change)."""
+    if REPORT_CURRENT:
+        import time
+
+        return f"current state at {time.time():.3f}"
+    return "results"
+
+
+def get_report_learners(wildcards, input):
+    """Name, sweep, parameters, learner class and goal of every learner, as JSON (derived
+    from `input`, so not a rerun trigger of its own)."""
+    return json.dumps(
+        [
+            {
+                "name": s.name,
+                "sweep": s.sweep,
+                "params": s.params,
+                "learner": s.learner,
+                "goal": s.goal,
+            }
+            for s in SPECS.values()
+        ]
+    )

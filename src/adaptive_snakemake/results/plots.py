@@ -1,9 +1,19 @@
-"""results/plots/<sweep>.png: one picture per sweep, drawn from the learners' saved data."""
+"""Pictures of learners: one per sweep (results/plots/<sweep>.png), one per learner (report).
+
+Every learner type gets its own drawing: curves for 1D learners (with error bars of the
+mean for AverageLearner1D), an image with a colour bar and the sampled points for
+Learner2D, coloured points for LearnerND, the mean with its error for AverageLearner,
+values per index for SequenceLearner. A sweep of a few 1D learners is one overlay with a
+legend; more learners become a grid of small panels (readable at 100 learners; larger
+sweeps show the first MAX_PANELS and say so).
+"""
 
 from __future__ import annotations
 
 import io
 import math
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,80 +27,277 @@ from adaptive_snakemake.results.load import read_learner  # noqa: E402
 from adaptive_snakemake.specs.parse import LearnerSpec  # noqa: E402
 
 ONE_D = {"Learner1D", "AverageLearner1D", "IntegratorLearner"}
-MAX_PANELS = 36  # a sweep with more learners shows its first 36 as images
+MAX_OVERLAY = 12  # 1D learners drawn as one overlay with a legend; more: a grid of panels
+MAX_PANELS = 100  # a sweep with more learners shows its first 100 panels
 
 
-def _label(spec: LearnerSpec) -> str:
+def label_of(spec: LearnerSpec) -> str:
     return ", ".join(f"{k}={v}" for k, v in spec.params.items()) or spec.name
 
 
-def _sorted_xy(data: dict):
-    xs = np.array(sorted(data))
-    ys = np.array([data[x] for x in xs], dtype=float)
-    return xs, ys
+def _finite(values) -> np.ndarray:
+    array = np.array(values, dtype=float)
+    array[~np.isfinite(array)] = np.nan
+    return array
 
 
-def _plot_curves(specs, learners, axes) -> None:
-    for spec, learner in zip(specs, learners, strict=True):
-        xs, ys = _sorted_xy(learner.data)
-        axes.plot(xs, ys, ".-", markersize=2, linewidth=0.8, label=_label(spec))
-    axes.set_xlabel("x")
-    axes.set_ylabel("f(x)")
-    if len(specs) <= 12:
-        axes.legend(fontsize="small")
+def _scalar_values(values) -> np.ndarray | None:
+    """The values as floats if every value is a number; else None (vector outputs: first
+    component)."""
+    try:
+        array = np.array(list(values), dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if array.ndim == 2:
+        array = array[:, 0]
+    return array if array.ndim == 1 else None
 
 
-def _plot_image(spec, learner, axes) -> None:
-    if spec.learner == "Learner2D" and learner.npoints >= 4:
-        grid = learner.interpolated_on_grid()
+def _draw_1d(learner, axes, label=None, small=False) -> None:
+    if not learner.data:
+        return
+    xs = np.array(sorted(learner.data), dtype=float)
+    ys = _scalar_values(learner.data[x] for x in xs)
+    if ys is None:
+        return
+    marker = dict(markersize=1.5 if small else 2.5, linewidth=0.8)
+    if type(learner).__name__ == "AverageLearner1D":
+        errors = _finite([learner.error.get(x, np.nan) for x in xs])
+        axes.errorbar(
+            xs, ys, yerr=errors, fmt=".-", elinewidth=0.6, capsize=0, label=label, **marker
+        )
+    else:
+        axes.plot(xs, ys, ".-", label=label, **marker)
+
+
+def _draw_2d(learner, axes, figure, colorbar=True, small=False, norm=None):
+    """Learner2D: interpolated image, colour bar, sampled points. Returns the image."""
+    points = np.array(list(learner.data), dtype=float).reshape(-1, 2)
+    (x0, x1), (y0, y1) = learner.bounds
+    image = None
+    if learner.npoints >= 4:
+        grid = learner.interpolated_on_grid(n=100 if small else 200)
         values = np.asarray(grid[2], dtype=float)
-        (x0, x1), (y0, y1) = learner.bounds
-        axes.imshow(values.T, origin="lower", extent=(x0, x1, y0, y1), aspect="auto")
-        points = np.array(list(learner.data))
-        axes.plot(points[:, 0], points[:, 1], "k.", markersize=0.6, alpha=0.4)
-    else:
-        points = np.array(list(learner.data), dtype=float)
-        values = np.array(list(learner.data.values()), dtype=float)
-        if points.ndim == 2 and points.shape[1] >= 2:
-            axes.scatter(points[:, 0], points[:, 1], c=values, s=4)
-        else:
-            axes.hist(values, bins=30)
-    axes.set_title(_label(spec), fontsize="small")
+        if values.ndim == 3:
+            values = values[..., 0]
+        image = axes.imshow(
+            values.T,
+            origin="lower",
+            extent=(x0, x1, y0, y1),
+            aspect="auto",
+            cmap="viridis",
+            norm=norm,
+        )
+    elif len(points):
+        values = _scalar_values(learner.data.values())
+        image = axes.scatter(points[:, 0], points[:, 1], c=values, s=8, norm=norm)
+    if len(points):
+        axes.plot(points[:, 0], points[:, 1], "k.", markersize=0.7 if small else 1.2, alpha=0.5)
+    axes.set_xlim(x0, x1)
+    axes.set_ylim(y0, y1)
+    if image is not None and colorbar:
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02)
+    return image
 
 
-def draw_sweep(specs: list[LearnerSpec], learner_files: list[str | Path]) -> bytes:
-    """PNG bytes of the sweep: curves for 1D learners, images for 2D, histograms otherwise."""
-    learners = [
-        read_learner(s.learner, s.learner_kwargs, f)
-        for s, f in zip(specs, learner_files, strict=True)
-    ]
-    kind = specs[0].learner
+def _draw_nd(learner, axes, figure, colorbar=True, small=False, norm=None):
+    points = np.array(list(learner.data), dtype=float)
+    values = _scalar_values(learner.data.values())
+    if not len(points) or values is None:
+        return None
+    image = axes.scatter(points[:, 0], points[:, 1], c=values, s=3 if small else 8, norm=norm)
+    if colorbar:
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.02)
+    return image
+
+
+def _draw_average(learner, axes, label=None, position=0.0) -> None:
+    """AverageLearner: the mean with its error (standard error of the mean) and std."""
+    if learner.npoints == 0:
+        return
+    mean = float(learner.mean)
+    error = float(learner.std) / math.sqrt(max(1, learner.npoints))
+    axes.errorbar([position], [mean], yerr=[error], fmt="o", capsize=4, label=label)
+
+
+def _draw_sequence(learner, axes, label=None, small=False) -> None:
+    if not learner.data:
+        return
+    xs = np.array(sorted(learner.data))
+    ys = _scalar_values(learner.data[x] for x in xs)
+    if ys is not None:
+        axes.plot(xs, ys, ".", markersize=2 if small else 4, label=label)
+
+
+def draw_learner(kind: str, learner, axes, figure, label=None, small=False, norm=None):
+    """Draw one learner of adaptive class `kind` into `axes`; returns an image for a shared
+    colour bar (2D kinds), else None."""
     if kind in ONE_D:
-        figure, axes = plt.subplots(figsize=(7, 4.5))
-        _plot_curves(specs, learners, axes)
+        _draw_1d(learner, axes, label=label, small=small)
+    elif kind == "Learner2D":
+        return _draw_2d(learner, axes, figure, colorbar=norm is None, small=small, norm=norm)
+    elif kind == "LearnerND":
+        return _draw_nd(learner, axes, figure, colorbar=norm is None, small=small, norm=norm)
+    elif kind == "AverageLearner":
+        _draw_average(learner, axes, label=label)
+        axes.set_xticks([])
     elif kind == "SequenceLearner":
-        figure, axes = plt.subplots(figsize=(7, 4.5))
-        for spec, learner in zip(specs, learners, strict=True):
-            xs, ys = _sorted_xy(learner.data)
-            axes.plot(xs, ys, ".", label=_label(spec))
+        _draw_sequence(learner, axes, label=label, small=small)
+    return None
+
+
+def _axis_labels(kind: str, axes) -> None:
+    if kind in ONE_D:
+        axes.set_xlabel("x")
+        axes.set_ylabel("f(x)")
+    elif kind in ("Learner2D", "LearnerND"):
+        axes.set_xlabel("x")
+        axes.set_ylabel("y")
+    elif kind == "SequenceLearner":
         axes.set_xlabel("sequence index")
-    else:
-        shown = min(len(specs), MAX_PANELS)
-        columns = math.ceil(math.sqrt(shown))
-        rows = math.ceil(shown / columns)
-        figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 3 * rows), squeeze=False)
-        for index, axes in enumerate(grid.flat):
-            if index < shown:
-                _plot_image(specs[index], learners[index], axes)
-            else:
-                axes.axis("off")
-    figure.suptitle(f"sweep {specs[0].sweep}: {len(specs)} learner(s), {kind}")
-    figure.tight_layout()
+        axes.set_ylabel("value")
+    elif kind == "AverageLearner":
+        axes.set_ylabel("mean ± error")
+
+
+def _png(figure, dpi=100) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=dpi)
     plt.close(figure)
     return buffer.getvalue()
 
 
+def learner_png(spec: LearnerSpec, learner, title: str | None = None) -> bytes:
+    """PNG of one learner (its page in the report)."""
+    figure, axes = plt.subplots(figsize=(5, 3.6))
+    draw_learner(spec.learner, learner, axes, figure)
+    _axis_labels(spec.learner, axes)
+    axes.set_title(title or spec.name, fontsize="small")
+    figure.tight_layout()
+    return _png(figure, dpi=80)
+
+
+def _shared_norm(kind: str, learners):
+    """One colour scale for all panels of a large 2D sweep (one colour bar)."""
+    if kind not in ("Learner2D", "LearnerND"):
+        return None
+    values = [_scalar_values(learner.data.values()) for learner in learners if learner.data]
+    values = [v[np.isfinite(v)] for v in values if v is not None]
+    values = [v for v in values if len(v)]
+    if not values:
+        return None
+    low = min(float(v.min()) for v in values)
+    high = max(float(v.max()) for v in values)
+    return matplotlib.colors.Normalize(low, high if high > low else low + 1)
+
+
+def draw_sweep_learners(
+    specs: Sequence[LearnerSpec], learners: Sequence, title: str | None = None
+) -> bytes:
+    """PNG of a sweep from its learners (None for a learner without data yet)."""
+    pairs = [(s, x) for s, x in zip(specs, learners, strict=True) if x is not None]
+    kind = specs[0].learner
+    sweep = specs[0].sweep
+    done = len(pairs)
+    heading = title or f"sweep {sweep}: {len(specs)} learner(s), {kind}"
+    if done < len(specs):
+        heading += f" ({len(specs) - done} without data yet)"
+    if kind == "AverageLearner":
+        figure, axes = plt.subplots(figsize=(max(5, 0.35 * done + 2), 4))
+        for position, (_spec, learner) in enumerate(pairs):
+            _draw_average(learner, axes, position=position)
+        axes.set_xticks(range(done))
+        axes.set_xticklabels(
+            [label_of(s) for s, _ in pairs],
+            rotation=60,
+            ha="right",
+            fontsize="x-small" if done > 20 else "small",
+        )
+        _axis_labels(kind, axes)
+    elif kind in ONE_D | {"SequenceLearner"} and done <= MAX_OVERLAY:
+        figure, axes = plt.subplots(figsize=(7, 4.5))
+        for spec, learner in pairs:
+            draw_learner(kind, learner, axes, figure, label=label_of(spec))
+        _axis_labels(kind, axes)
+        if pairs and len(specs) > 1:
+            axes.legend(fontsize="small")
+    else:
+        shown = pairs[:MAX_PANELS]
+        if len(pairs) > MAX_PANELS:
+            heading += f"; first {MAX_PANELS} shown"
+        count = max(1, len(shown))
+        columns = math.ceil(math.sqrt(count))
+        rows = math.ceil(count / columns)
+        small = count > 16
+        size = 1.7 if small else 3.2
+        figure, grid = plt.subplots(
+            rows, columns, figsize=(size * columns + 1, size * 0.9 * rows + 0.6), squeeze=False
+        )
+        norm = _shared_norm(kind, [x for _, x in shown]) if small else None
+        image = None
+        for index, axes in enumerate(grid.flat):
+            if index >= len(shown):
+                axes.axis("off")
+                continue
+            spec, learner = shown[index]
+            image = draw_learner(kind, learner, axes, figure, small=small, norm=norm) or image
+            axes.set_title(label_of(spec), fontsize=6 if small else "small")
+            if small:
+                axes.tick_params(labelsize=5, length=2)
+        if norm is not None and image is not None:
+            figure.colorbar(image, ax=grid.ravel().tolist(), fraction=0.02, pad=0.01)
+    figure.suptitle(heading)
+    if not (kind not in ONE_D and len(pairs) > 16):  # constrained by the shared colour bar
+        figure.tight_layout()
+    return _png(figure, dpi=90 if len(pairs) > 16 else 110)
+
+
+def draw_sweep(specs: list[LearnerSpec], learner_files: list[str | Path]) -> bytes:
+    """PNG bytes of the sweep from its saved learners."""
+    learners = [
+        read_learner(s.learner, s.learner_kwargs, f)
+        for s, f in zip(specs, learner_files, strict=True)
+    ]
+    return draw_sweep_learners(specs, learners)
+
+
 def write_sweep_plot(specs, learner_files, output: str | Path) -> None:
     atomic_write_bytes(output, draw_sweep(specs, learner_files))
+
+
+def current_sweep_png(sweep: str, workdir: str | os.PathLike = ".") -> tuple[bytes, int]:
+    """PNG of a sweep's current state (finished learners and the latest checkpoints of the
+    others), without learners.yaml: (png, number of learners drawn). KeyError if none."""
+    from adaptive_snakemake.results.report import current_learners
+
+    found = current_learners(workdir, sweep)
+    if not found:
+        raise KeyError(f"sweep {sweep!r} has no learner with a result or checkpoint in {workdir}")
+    specs = [spec for spec, _ in found]
+    return draw_sweep_learners(specs, [learner for _, learner in found]), len(found)
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def main_plot(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="adaptive-snakemake plot",
+        description="Draw a sweep's current state (finished learners and the latest checkpoints "
+        "of unfinished ones) into a PNG.",
+    )
+    parser.add_argument("sweep", help="the sweep's name (as in learners.yaml)")
+    parser.add_argument("-d", "--workdir", default=".", help="workflow directory (default: .)")
+    parser.add_argument("-o", "--output", help="PNG to write (default: <sweep>-current.png)")
+    args = parser.parse_args(argv)
+    output = args.output or f"{args.sweep}-current.png"
+    try:
+        png, count = current_sweep_png(args.sweep, args.workdir)
+    except KeyError as error:
+        print(f"adaptive-snakemake plot: {error.args[0]}", file=__import__("sys").stderr)
+        return 1
+    atomic_write_bytes(output, png)
+    print(f"{output}: {count} learner(s) of sweep {args.sweep}")
+    return 0
