@@ -1,5 +1,6 @@
 """LearnerLock with real processes: waiting, never two holders, stale takeover, races."""
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -9,9 +10,10 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
-from adaptive_snakemake.job.lock import LearnerLock
+from adaptive_snakemake.job.lock import LearnerLock, LockLost
 
 FAST = {"heartbeat": 0.1, "stale_after": 1.0, "poll": 0.02}
 fork = multiprocessing.get_context("fork")
@@ -40,10 +42,26 @@ def assert_never_two_holders(lock_path):
     return events
 
 
+def hold_gil(seconds):
+    """C code that keeps the GIL (as Cython or pybind11 code often does): PyDLL, unlike
+    CDLL, does not release the GIL around the call, so no other thread of ours runs."""
+    ctypes.PyDLL(None).usleep(int(seconds * 1e6))
+
+
 def hold_lock(
-    lock_path, job_id, hold, messages, rounds=1, barrier=None, lock_kwargs=FAST, host=None
+    lock_path,
+    job_id,
+    hold,
+    messages,
+    rounds=1,
+    barrier=None,
+    lock_kwargs=FAST,
+    host=None,
+    gil=False,
 ):
-    """A job: take the learner's lock, prove nobody else is inside, work, leave."""
+    """A job: take the learner's lock, prove nobody else is inside, work, leave.
+
+    gil: work in C code that holds the GIL rather than in time.sleep."""
     owner = {"job_id": job_id, **({"host": host} if host else {})}
     lock = LearnerLock(lock_path, owner=owner, **lock_kwargs)
     if barrier is not None:
@@ -53,7 +71,11 @@ def hold_lock(
             # O_EXCL marker: fails if another holder is inside at the same time.
             os.close(os.open(f"{lock_path}.inside", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             messages.put(("acquired", job_id, time.time()))
-            time.sleep(hold)
+            if gil:
+                time.sleep(0.2)  # the queue's feeder thread needs the GIL to send the message
+                hold_gil(hold)
+            else:
+                time.sleep(hold)
             os.unlink(f"{lock_path}.inside")
         messages.put(("released", job_id, time.time()))
 
@@ -241,3 +263,125 @@ def test_dead_holder_on_this_host_is_taken_over_at_once(tmp_path):
     lock.release()
     events = [json.loads(line)["event"] for line in open(f"{path}.history")]
     assert events == ["took_over_stale", "acquired", "released"]
+
+
+def test_pydll_call_really_holds_the_gil():
+    """The premise of the next test: no other thread of the process runs during the call."""
+    ticks = []
+    stop = False
+
+    def tick():
+        while not stop:
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    thread = __import__("threading").Thread(target=tick, daemon=True)
+    thread.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    hold_gil(0.6)
+    ended = time.monotonic()
+    stop = True
+    thread.join()
+    assert not [t for t in ticks if started + 0.05 < t < ended - 0.05]
+
+
+def test_holder_in_gil_holding_c_code_keeps_its_lock(tmp_path):
+    """Defect 14: a function that holds the GIL longer than stale_after stopped the heartbeat
+    thread, and a second job took the lock of a live job. The heartbeat is a process now."""
+    lock_path = str(tmp_path / "h.lock")
+    messages = fork.Queue()
+    # another node: the waiter can only go by the heartbeat, not by the holder's pid
+    holder = start_job(lock_path, "job-gil", 3.0, messages, host="other-node", gil=True)
+    kind, job_id, acquired_at = next_message(messages)
+    assert (kind, job_id) == ("acquired", "job-gil")
+    waiter = start_job(lock_path, "job-waiter", 0.0, messages)
+    holder.join(20)
+    waiter.join(20)
+    events = assert_never_two_holders(lock_path)
+    taken = [e for e in events if e["event"] in ("took_over_stale", "lost")]
+    assert not taken, "the waiter took the lock of a live job"
+    assert holder.exitcode == waiter.exitcode == 0  # the O_EXCL marker never collided
+    kind, job_id, released_at = next_message(messages)
+    assert (kind, job_id) == ("released", "job-gil")
+    assert released_at - acquired_at >= 3 * FAST["stale_after"] - 0.1
+    assert next_message(messages)[:2] == ("acquired", "job-waiter")
+
+
+def heartbeat_of(pid):
+    """The running heartbeat process of the lock holder ``pid``."""
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "heartbeat" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    [process] = found
+    return process
+
+
+def test_heartbeat_process_ends_with_its_job(tmp_path):
+    lock_path = str(tmp_path / "h.lock")
+    messages = fork.Queue()
+    job = start_job(lock_path, "job-1", 60.0, messages)
+    assert next_message(messages)[:2] == ("acquired", "job-1")
+    heartbeat = heartbeat_of(job.pid)
+    os.kill(job.pid, signal.SIGKILL)
+    job.join(10)
+    killed = time.monotonic()
+    heartbeat.wait(5)  # no zombie: it was re-parented to init, which reaps it
+    assert time.monotonic() - killed < 2
+
+
+def test_heartbeat_process_survives_stop_signals_and_ends_on_release(tmp_path):
+    """SLURM sends SIGTERM to every process of the job: the job saves on it, under its lock."""
+    lock = LearnerLock(tmp_path / "h.lock", **FAST)
+    lock.acquire()
+    heartbeat = heartbeat_of(os.getpid())
+    beat = os.stat(lock.path).st_mtime_ns
+    while os.stat(lock.path).st_mtime_ns == beat:  # running (a signal at its very start
+        time.sleep(0.01)  # would kill it; the job's next check would start a new one)
+    heartbeat.send_signal(signal.SIGTERM)
+    heartbeat.send_signal(signal.SIGINT)
+    beat = os.stat(lock.path).st_mtime_ns
+    time.sleep(3 * FAST["heartbeat"])
+    assert heartbeat.status() != psutil.STATUS_ZOMBIE
+    assert os.stat(lock.path).st_mtime_ns > beat  # still beating
+    lock.release()
+    assert not heartbeat.is_running()
+    assert not os.path.exists(lock.path)
+
+
+def test_dead_heartbeat_is_restarted_at_the_next_check(tmp_path):
+    lock_path = str(tmp_path / "h.lock")
+    lock = LearnerLock(lock_path, **FAST)
+    lock.acquire()
+    first = heartbeat_of(os.getpid())
+    first.kill()
+    first.wait(5)
+    assert not lock.lost  # its heartbeat ended, but the lock file is still ours
+    second = heartbeat_of(os.getpid())
+    assert second.pid != first.pid
+    lock.verify()
+    lock.release()
+    events = [e["event"] for e in read_history(lock_path)]
+    assert events == ["acquired", "heartbeat_restarted", "released"]
+
+
+def test_verify_refuses_a_lock_whose_token_was_replaced(tmp_path):
+    """Before every checkpoint and result the job verifies the lock file: not only a flag."""
+    lock_path = str(tmp_path / "h.lock")
+    lock = LearnerLock(lock_path, heartbeat=30.0, stale_after=60.0)  # no beat in this test
+    lock.acquire()
+    lock.verify()  # ours
+    plant_stale_lock(lock_path, token="someone-else")
+    with pytest.raises(LockLost, match="taken over.*dead-job.*without writing"):
+        lock.verify()
+    assert lock.lost
+    lock.release()
+    assert json.loads(open(lock_path).read())["token"] == "someone-else"
+    assert [e["event"] for e in read_history(lock_path)] == ["acquired", "lost"]
+    os.unlink(lock_path)
+    with pytest.raises(LockLost, match="not held"):
+        lock.verify()

@@ -332,3 +332,110 @@ def test_walltime_rule():
     assert not is_walltime_stop(1800, 60)  # scancel or preemption half-way
     assert not is_walltime_stop(3600, None)  # walltime unknown
     assert not is_walltime_stop(30, 2)  # too early even for a 2 min job
+
+
+_GIL_HOLDER = '''
+import ctypes
+
+
+def hold(x, seconds=2.0):
+    """Compiled code that keeps the GIL (PyDLL does not release it), as Cython often does."""
+    ctypes.PyDLL(None).usleep(int(seconds * 1e6))
+    return x**2
+'''
+
+
+def _short_lock_timing(monkeypatch, heartbeat=0.2, stale_after=1.0):
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_LOCK_HEARTBEAT", str(heartbeat))
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_LOCK_STALE_AFTER", str(stale_after))
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_LOCK_POLL", "0.05")
+
+
+def _lock_history(workdir):
+    return [json.loads(line) for line in open(workdir / "state" / "s.lock.history")]
+
+
+def test_function_holding_the_gil_past_stale_after_keeps_its_lock(tmp_path, monkeypatch):
+    """Defect 14: each point holds the GIL for 2 s, twice stale_after. A heartbeat thread
+    stopped, and the second job took the lock of a live job; both wrote."""
+    _short_lock_timing(monkeypatch)
+    workdir = _workflow(tmp_path, goal="{npoints: 4}")
+    (workdir / "gilhold.py").write_text(_GIL_HOLDER)
+    monkeypatch.syspath_prepend(str(workdir))
+    learners = workdir / "config" / "learners.yaml"
+    learners.write_text(
+        learners.read_text()
+        .replace(f"{REPO_EXAMPLES}:peak", "gilhold:hold")
+        .replace("fixed: {cost: 0.002}", "fixed: {seconds: 2.0}")
+    )
+    first = _start_job(workdir)
+    wait_for(lambda: (workdir / "state" / "s.json").exists(), 60, "the first job to start")
+    second = _start_job(workdir)
+    out_first, _ = first.communicate(timeout=120)
+    out_second, _ = second.communicate(timeout=120)
+    assert first.returncode == 0, out_first
+    assert second.returncode == 0, out_second
+    assert "waiting" in out_second
+
+    events = _lock_history(workdir)
+    assert not [e for e in events if e["event"] in ("took_over_stale", "lost")], events
+    assert [e["pid"] for e in events if e["event"] == "acquired"] == [first.pid, second.pid]
+    result = _result(workdir)
+    assert result["npoints"] == 4
+    assert result["restored_npoints"] == 4  # the second job found the goal already met
+
+
+def _stamps(workdir):
+    """What the job wrote: checkpoint and bookkeeping (path -> mtime, size)."""
+    paths = [workdir / "state" / "s.pickle", workdir / "state" / "s.json"]
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in paths}
+
+
+def _take_over(lock_path):
+    """What a waiter that found our lock stale does: the file is replaced by its own."""
+    record = json.loads(lock_path.read_text())
+    new = lock_path.with_name("s.lock.new")
+    new.write_text(json.dumps({**record, "job_id": "job-B", "pid": 1, "token": "not-ours"}))
+    os.replace(new, lock_path)
+
+
+def test_job_whose_lock_was_taken_over_stops_without_writing(tmp_path, monkeypatch):
+    _short_lock_timing(monkeypatch, stale_after=60)
+    workdir = _workflow(tmp_path)  # saves every 0.5 s
+    job = _start_job(workdir)
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 60, "a first checkpoint")
+    _take_over(workdir / "state" / "s.lock")
+    time.sleep(0.05)  # a save already past its check when we replaced the lock
+    written = _stamps(workdir)
+    output, _ = job.communicate(timeout=30)
+    assert job.returncode == 1, output[-3000:]
+    assert "was taken over (now: job job-B" in output, output[-3000:]
+    assert "this job stops without writing a checkpoint or a result" in output
+    assert _stamps(workdir) == written
+    assert not (workdir / "results").exists()
+    assert json.loads((workdir / "state" / "s.lock").read_text())["token"] == "not-ours"
+    assert _lock_history(workdir)[-1]["event"] == "lost"
+
+
+def test_results_are_not_written_once_the_lock_file_is_not_ours(tmp_path, monkeypatch):
+    """write_results and save read the lock file: no stale flag to trust (no heartbeat here
+    beats before the check)."""
+    from adaptive_snakemake.job.lock import LearnerLock, LockLost
+    from adaptive_snakemake.job.runner import LearnerRun
+
+    workdir = _workflow(tmp_path, goal="{npoints: 10}")
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))
+    (spec,) = load_specs("config/learners.yaml")
+    files = LearnerFiles.of("s")
+    with LearnerLock(files.lock, heartbeat=30, stale_after=60) as lock:
+        run = LearnerRun(spec, files, lock=lock)
+        reached = run.run()
+        written = _stamps(workdir)
+        _take_over(workdir / "state" / "s.lock")
+        with pytest.raises(LockLost, match="taken over"):
+            run.write_results(reached)
+        with pytest.raises(LockLost, match="taken over"):
+            run.save()
+    assert not files.result.exists() and not files.learner_pickle.exists()
+    assert _stamps(workdir) == written

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from adaptive_snakemake.errors import LauncherError
 from adaptive_snakemake.job.executors import check_mpi_world
-from adaptive_snakemake.job.lock import LearnerLock
+from adaptive_snakemake.job.lock import LearnerLock, LockLost
 from adaptive_snakemake.job.runner import run_to_goal
 from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.specs.parse import LearnerSpec
@@ -38,6 +38,17 @@ def _arguments(argv) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _lock_timing() -> dict:
+    """Heartbeat, stale_after and poll of the learner lock (defaults: 10 s, 60 s, 1 s), from
+    ADAPTIVE_SNAKEMAKE_LOCK_*. Every job of a workflow must use the same; tests set short ones."""
+    timing = {}
+    for key in ("heartbeat", "stale_after", "poll"):
+        value = os.environ.get(f"ADAPTIVE_SNAKEMAKE_LOCK_{key.upper()}")
+        if value:
+            timing[key] = float(value)
+    return timing
+
+
 def main(argv=None) -> int:
     logging.basicConfig(
         level=logging.INFO,
@@ -53,8 +64,12 @@ def main(argv=None) -> int:
     except LauncherError as error:
         log.error("%s", error)
         return 2
-    with LearnerLock(files.lock) as lock:
-        code = run_to_goal(spec, files, lock, args.runtime)
+    with LearnerLock(files.lock, **_lock_timing()) as lock:
+        try:
+            code = run_to_goal(spec, files, lock, args.runtime)
+        except LockLost as lost:  # raised before the write it guards
+            log.error("%s", lost)
+            code = 1
     if code != 0:
         logging.shutdown()
         # Busy MPI workers or pool processes could hold up a normal exit past the walltime;

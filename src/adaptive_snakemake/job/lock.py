@@ -8,7 +8,13 @@ How, with nothing but files (fcntl/flock are unreliable on NFS):
 
 - acquire: create ``path`` with O_CREAT|O_EXCL (atomic locally and on NFSv3+), holding
   JSON {job_id, host, pid, acquired_at, token}; the token names this generation of the lock.
-- heartbeat: while we hold it, a daemon thread touches the file every ``heartbeat`` s.
+- heartbeat: while we hold it, a small process of its own (``heartbeat.py``, started with
+  subprocess: the job may have MPI initialised) touches the file every ``heartbeat`` s, as
+  long as the job lives and the file holds our token. Not a thread: a function that holds
+  the GIL in C code for minutes would stop it, and a live job would lose its lock.
+- verify: before it writes a checkpoint or a result, the job reads the lock file and checks
+  that it still holds our token (``verify`` raises ``LockLost`` otherwise); a heartbeat
+  process that died is restarted there.
 - wait: a waiter polls. A lock is stale when the waiter has seen it unchanged (same token,
   same mtime) for ``stale_after`` s of its own monotonic clock; comparing the file's mtime
   with our clock would trust the clocks of different nodes to agree.
@@ -29,7 +35,8 @@ import logging
 import os
 import secrets
 import socket
-import threading
+import subprocess
+import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -40,6 +47,15 @@ from adaptive_snakemake.fileio import append_line
 from adaptive_snakemake.processes import batch_job_id, is_alive
 
 logger = logging.getLogger(__name__)
+
+_HEARTBEAT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "heartbeat.py")
+# How long a release waits for the heartbeat process to end before it kills it.
+_HEARTBEAT_STOP_TIMEOUT = 5.0
+
+
+class LockLost(RuntimeError):
+    """Another job took over this learner's lock, or we cannot tell that it is still ours:
+    stop, and write nothing."""
 
 
 @dataclass(frozen=True)
@@ -118,15 +134,37 @@ class LearnerLock:
         # Who we are, as the lock file and the history record it.
         me = {"job_id": batch_job_id(), "host": socket.gethostname(), "pid": os.getpid()}
         self.owner = {**me, **(owner or {})}
-        self.lost = False  # set by the heartbeat if another process took our lock over
+        self._lost: str | None = None  # why the lock is no longer ours, once we know it
         self._token: str | None = None
         self._holder_pid: int | None = None
-        self._stop_heartbeat = threading.Event()
-        self._heartbeat_thread: threading.Thread | None = None
+        self._held = False
+        self._heartbeat_process: subprocess.Popen | None = None
 
     @property
     def held(self) -> bool:
-        return self._heartbeat_thread is not None
+        return self._held
+
+    @property
+    def lost(self) -> bool:
+        """True once we know that another job took the lock over. Cheap while the heartbeat
+        process runs (one waitpid); reads the lock file only when it has ended."""
+        if self._lost is None and self._held and self._heartbeat_ended():
+            self._still_ours()  # reads the file; restarts the heartbeat if the lock is ours
+        return self._lost is not None
+
+    def verify(self) -> None:
+        """Raise LockLost unless the lock file still holds our token.
+
+        Call it before writing anything the lock protects: one open and read of the lock
+        file (and a touch of it, a sign of life of the job itself). A heartbeat process that
+        died is restarted.
+        """
+        if not self._held:
+            raise LockLost(f"learner lock {self.path} is not held by this job")
+        if self._lost is None:
+            self._still_ours()
+        if self._lost is not None:
+            raise LockLost(self._lost)
 
     def __enter__(self) -> LearnerLock:
         self.acquire()
@@ -177,9 +215,8 @@ class LearnerLock:
         """Stop the heartbeat and remove the lock file if it is still ours."""
         if not self.held or os.getpid() != self._holder_pid:
             return  # not held, or a forked child leaving the with block: the parent holds it
-        self._stop_heartbeat.set()
-        self._heartbeat_thread.join()
-        self._heartbeat_thread = None
+        self._stop_heartbeat()
+        self._held = False
         current = _read_lock_file(self.path)
         if current is None or current.generation != self._token:
             logger.error(
@@ -210,49 +247,118 @@ class LearnerLock:
         return True
 
     def _start_holding(self) -> None:
-        self.lost = False
+        self._lost = None
         self._record("acquired")
-        self._stop_heartbeat = threading.Event()
-        self._heartbeat_thread = threading.Thread(
-            target=self._beat, name=f"heartbeat {self.path}", daemon=True
-        )
-        self._heartbeat_thread.start()
+        try:
+            self._start_heartbeat()
+        except BaseException:
+            self._record("released")
+            self._remove_if_generation(self._token)
+            raise
+        self._held = True
 
-    def _beat(self) -> None:
-        while not self._stop_heartbeat.wait(self.heartbeat):
+    def _start_heartbeat(self) -> None:
+        """The heartbeat process (see heartbeat.py); stdin is how we stop it, and how it
+        sees that we died."""
+        if os.path.exists(_HEARTBEAT_SCRIPT):
+            program = ["-I", _HEARTBEAT_SCRIPT]  # -I: no site-packages, starts in ~20 ms
+        else:
+            program = ["-m", "adaptive_snakemake.job.heartbeat"]
+        path = os.path.abspath(self.path)
+        arguments = [path, self._token, repr(self.heartbeat), str(os.getpid())]
+        self._heartbeat_process = subprocess.Popen(
+            [sys.executable, *program, *arguments],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            close_fds=True,
+        )
+
+    def _heartbeat_ended(self) -> bool:
+        process = self._heartbeat_process
+        return process is None or process.poll() is not None
+
+    def _stop_heartbeat(self) -> None:
+        process, self._heartbeat_process = self._heartbeat_process, None
+        if process is None:
+            return
+        try:
+            # A byte, not only EOF: forked children (process pools) may hold the pipe open.
+            process.stdin.write(b"stop")
+            process.stdin.close()
+        except OSError:
+            pass  # it has ended already
+        try:
+            process.wait(_HEARTBEAT_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _still_ours(self) -> None:
+        """Read the lock file: is it still ours? Sets ``_lost`` if not; if it is, touches it
+        and restarts a heartbeat process that ended."""
+        ours = None
+        for attempt in range(3):  # a passing NFS hiccup must not stop the job
             try:
                 fd = os.open(self.path, os.O_RDONLY)
             except FileNotFoundError:
-                self._notice_lost(None)
-                continue
-            except OSError as e:  # a passing NFS hiccup must not end the heartbeat
-                logger.warning("heartbeat of %s failed: %s", self.path, e)
+                ours = False
+                break
+            except OSError as error:
+                problem = error
+                time.sleep(0.2 * (attempt + 1))
                 continue
             try:
-                ours = json.loads(os.read(fd, 1 << 16)).get("token") == self._token
+                try:
+                    ours = json.loads(os.read(fd, 1 << 16)).get("token") == self._token
+                except (ValueError, AttributeError):
+                    ours = False  # a lock file being written by another job
                 if ours:
                     os.utime(fd)  # by descriptor: never touches a lock that replaced ours
-            except (OSError, ValueError, AttributeError) as e:
-                logger.warning("heartbeat of %s failed: %s", self.path, e)
-                continue
+                break
+            except OSError as error:
+                problem = error
             finally:
                 os.close(fd)
-            if not ours:
-                self._notice_lost(_read_lock_file(self.path))
+        if ours is None:
+            self._notice_lost(None, f"cannot read the lock file ({problem})")
+        elif not ours:
+            self._notice_lost(_read_lock_file(self.path))
+        elif self._heartbeat_ended():
+            self._restart_heartbeat()
 
-    def _notice_lost(self, current: _LockFile | None) -> None:
-        if self.lost:
-            return
-        self.lost = True
-        holder = current.describe() if current else "no lock file"
-        logger.error(
-            "learner lock %s was taken from us (now: %s): our heartbeat must have stalled "
-            "for more than %s s",
+    def _restart_heartbeat(self) -> None:
+        process = self._heartbeat_process
+        code = None if process is None else process.returncode
+        logger.warning(
+            "the heartbeat process of learner lock %s ended (exit status %s) while the lock "
+            "is still ours; starting a new one",
             self.path,
-            holder,
-            self.stale_after,
+            code,
         )
-        self._record("lost", holder=current.info if current else None)
+        self._record("heartbeat_restarted", exit_status=code)
+        self._stop_heartbeat()
+        try:
+            self._start_heartbeat()
+        except OSError as error:
+            # Without a heartbeat the lock goes stale while we compute: stop, write nothing.
+            self._notice_lost(None, f"cannot start its heartbeat process ({error})")
+
+    def _notice_lost(self, current: _LockFile | None, problem: str | None = None) -> None:
+        if self._lost is not None:
+            return
+        if problem is None:
+            holder = current.describe() if current else "no lock file"
+            self._lost = (
+                f"learner lock {self.path} was taken over (now: {holder}): another job runs "
+                "this learner; this job stops without writing a checkpoint or a result"
+            )
+        else:
+            self._lost = (
+                f"learner lock {self.path} is at risk: {problem}; this job stops without "
+                "writing a checkpoint or a result"
+            )
+        logger.error("%s", self._lost)
+        self._record("lost", holder=current.info if current else None, problem=problem)
 
     def _take_over(self, stale: _LockFile, timer: _UnchangedTimer) -> bool:
         """Remove the stale lock if we win its claim; True if it is gone."""

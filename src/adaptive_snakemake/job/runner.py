@@ -26,6 +26,7 @@ from adaptive_snakemake.job.checkpoint import restore_learner, save_learner
 from adaptive_snakemake.job.executors import make_executor, shutdown
 from adaptive_snakemake.job.goals import goal_reached, learner_loss, learner_npoints
 from adaptive_snakemake.job.learners import build_learner
+from adaptive_snakemake.job.lock import LockLost
 from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.metrics.reporter import open_reporter
 from adaptive_snakemake.results.result import Result
@@ -44,10 +45,6 @@ class StopRequested(Exception):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-class LockLost(RuntimeError):
-    """Another job took over this learner's lock (our heartbeat stalled): stop, write nothing."""
 
 
 class _SignalFlag:
@@ -147,7 +144,14 @@ class LearnerRun:
     def elapsed(self) -> float:
         return self.elapsed_before + time.monotonic() - self.started
 
+    def _check_lock(self) -> None:
+        """Raises LockLost unless the lock file still holds our token: a job that lost its
+        lock writes no checkpoint and no result."""
+        if self.lock is not None:
+            self.lock.verify()
+
     def _write_meta(self) -> None:
+        self._check_lock()
         meta = {
             "name": self.spec.name,
             "fingerprint": self.spec.fingerprint,
@@ -162,8 +166,7 @@ class LearnerRun:
 
     def save(self) -> None:
         """Checkpoint now. Raises if it cannot be written: losing data silently is worse."""
-        if self.lock is not None and self.lock.lost:
-            raise LockLost(f"another job took over {self.spec.name}; this one stops unsaved")
+        self._check_lock()
         started = time.monotonic()
         npoints = learner_npoints(self.learner)
         self._report("saving")
@@ -219,6 +222,8 @@ class LearnerRun:
                     break
                 if flag is not None:
                     flag.raise_if_set()
+                if self.lock is not None and self.lock.lost:  # cheap: its heartbeat ended
+                    self._check_lock()
                 wanted = capacity - len(pending)
                 if wanted > 0:
                     points, _ = self.learner.ask(wanted)
@@ -276,6 +281,7 @@ class LearnerRun:
         )
 
     def write_results(self, reached: str) -> Result:
+        self._check_lock()
         save_learner(self.learner, self.files.learner_pickle)
         loss = learner_loss(self.learner)
         result = Result(
