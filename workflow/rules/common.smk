@@ -225,19 +225,3 @@ def get_report_snapshot(wildcards):
         return f"current state at {time.time():.3f}"
     return "results"
 
-
-def get_report_learners(wildcards, input):
-    """Name, sweep, parameters, learner class and goal of every learner, as JSON (derived
-    from `input`, so not a rerun trigger of its own)."""
-    return json.dumps(
-        [
-            {
-                "name": s.name,
-                "sweep": s.sweep,
-                "params": s.params,
-                "learner": s.learner,
-                "goal": s.goal,
-            }
-            for s in SPECS.values()
-        ]
-    )

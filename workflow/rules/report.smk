@@ -32,7 +32,6 @@ rule report_sweep:
     conda:
         "../envs/adaptive-snakemake.yaml"
     params:
-        specs=get_sweep_specs,
         snapshot=get_report_snapshot,
     script:
         "../scripts/report_sweep.py"
@@ -66,7 +65,6 @@ rule report_run:
     conda:
         "../envs/adaptive-snakemake.yaml"
     params:
-        learners=get_report_learners,
         snapshot=get_report_snapshot,
     script:
         "../scripts/report_run.py"

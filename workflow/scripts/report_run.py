@@ -1,17 +1,14 @@
 """Draws the run's report pieces: every learner's table, the timeline, the convergence."""
 
-import json
 import sys
 
-from adaptive_snakemake.results.report import Described, write_run_report
+from adaptive_snakemake.results.report import specs_of_run, write_run_report
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
-    learners = [Described.from_dict(d) for d in json.loads(snakemake.params.learners)]
-    records = write_run_report(
-        learners,
-        snakemake.output.summary,
-        snakemake.output.timeline,
-        snakemake.output.convergence,
+    specs = specs_of_run(snakemake.config)
+    out = snakemake.output
+    records = write_run_report(specs, out.summary, out.timeline, out.convergence)
+    print(
+        f"{len(specs)} learners, {records} metrics records ({snakemake.params.snapshot})", file=log
     )
-    print(f"{len(learners)} learners, {records} metrics records", file=log)

@@ -104,7 +104,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:1em;color:#222}
 h1{font-size:1.3em} h2{font-size:1.1em}
 table{border-collapse:collapse;font-size:.85em}
-th,td{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+th,td{padding:.15em .45em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
 th{cursor:pointer;background:#f3f3f3;position:sticky;top:0}
 th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
 td.t,th.t{text-align:left}
@@ -291,10 +291,22 @@ def sweep_report(specs, workdir: str | os.PathLike = ".", max_plots: int = MAX_L
     return page(f"sweep {sweep}", body), picture
 
 
-def write_sweep_report(specs, html_out, png_out, workdir: str | os.PathLike = ".") -> None:
+def specs_of_run(config: dict, sweep: str | None = None) -> list:
+    """The learners of the workflow's learners file (config: the workflow's config), of one
+    sweep if given; read here rather than passed as params so that the report does not
+    show every learner's definition as a job parameter."""
+    from adaptive_snakemake.specs.parse import load_specs
+
+    specs = load_specs(config["learners"], config["max_learners"])
+    return [s for s in specs if sweep is None or s.sweep == sweep]
+
+
+def write_sweep_report(specs, html_out, png_out, workdir: str | os.PathLike = ".") -> int:
+    """Writes the sweep's page and picture; returns the number of learners."""
     text, picture = sweep_report(specs, workdir)
     atomic_write_text(html_out, text)
     atomic_write_bytes(png_out, picture)
+    return len(specs)
 
 
 # -- the whole run: summary, timeline, convergence ------------------------------------------------
