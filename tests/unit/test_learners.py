@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 from adaptive_snakemake import load_learner, load_learners, load_results
+from adaptive_snakemake.errors import ConfigError
 from adaptive_snakemake.job.checkpoint import restore_learner
 from adaptive_snakemake.job.learners import build_learner
 from adaptive_snakemake.job.runner import LearnerRun
 from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.results.plots import draw_sweep
 from adaptive_snakemake.specs.parse import parse_specs
+from adaptive_snakemake.specs.validation import check_specs
 
 F = "tests.unit.learner_functions"
 KINDS = {
@@ -148,3 +150,47 @@ def _document_of(spec):
         "executor": "sequential",
         "tasks": 1,
     }
+
+
+def _custom(learner, **kwargs):
+    return parse_specs(
+        {
+            "sweeps": {
+                "c": {
+                    "function": f"{F}:curve",
+                    "learner": learner,
+                    "learner_kwargs": {"bounds": [-1, 1], **kwargs},
+                    "executor": "sequential",
+                    "tasks": 1,
+                    "goal": {"npoints": 25},
+                }
+            }
+        }
+    )
+
+
+def test_custom_learner_class_and_loss_by_name(tmp_path):
+    specs = _custom(f"{F}:CountingLearner1D", loss_per_interval=f"{F}:half_uniform_loss")
+    check_specs(specs, "learners.yaml")
+    run = LearnerRun(specs[0], LearnerFiles.of("c", tmp_path))
+    run.write_results(run.run())
+    assert type(run.learner).__name__ == "CountingLearner1D" and run.learner.told >= 25
+    assert run.learner.loss_per_interval.__name__ == "half_uniform_loss"
+    loaded = load_learner("c", tmp_path)
+    assert type(loaded).__name__ == "CountingLearner1D" and loaded.npoints == 25
+
+
+@pytest.mark.parametrize(
+    ("learner", "kwargs", "key", "words"),
+    [
+        (f"{F}:NotALearner", {}, "learner", "not a subclass of adaptive's BaseLearner"),
+        (f"{F}:Missing", {}, "learner", "has no attribute 'Missing'"),
+        ("nowhere.mod:Learner", {}, "learner", "no module named 'nowhere'"),
+        (f"{F}:CountingLearner1D", {"loss_per_interval": f"{F}:nope"}, "loss_per_interval", "nope"),
+    ],
+)
+def test_custom_classes_are_checked_at_parse_time(learner, kwargs, key, words):
+    with pytest.raises(ConfigError) as error:
+        check_specs(_custom(learner, **kwargs), "learners.yaml")
+    message = str(error.value)
+    assert "sweep 'c'" in message and key in message and words in message, message

@@ -51,17 +51,44 @@ def import_function(reference: str):
     return target
 
 
+def learner_class(name: str):
+    """The learner class `name`: adaptive's (`Learner1D`) or the user's (`module:Class`)."""
+    if ":" in name:
+        return import_function(name)
+    import adaptive  # imported here: adaptive takes a second to import
+
+    return getattr(adaptive, name)
+
+
+def learner_kind(cls) -> LearnerKind | None:
+    """The kind of adaptive learner `cls` is or derives from (None: no known base)."""
+    for base in cls.__mro__:
+        kind = LEARNER_KINDS.get(base.__name__)
+        if kind is not None and base.__module__.startswith("adaptive."):
+            return kind
+    return None
+
+
 def resolve_loss(kind: LearnerKind, choice):
-    """The loss function named by `choice` (a name, or a mapping {name: factory, **kwargs})."""
-    module = importlib.import_module(kind.loss_module)
+    """The loss function named by `choice`: one of adaptive's by name, the user's as
+    "module:function", or a factory with arguments as a mapping {name: ..., **kwargs}."""
     if isinstance(choice, str):
         name, kwargs = choice, {}
     else:
         kwargs = dict(choice)
         name = kwargs.pop("name")
+    if ":" in name:
+        loss = import_function(name)
+        if not callable(loss):
+            raise ValueError(f"{name!r} is not callable")
+        return loss(**kwargs) if kwargs else loss
+    module = importlib.import_module(kind.loss_module)
     available = sorted(n for n in dir(module) if "loss" in n and not n.startswith("_"))
     if name not in available:
-        raise ValueError(f"unknown loss {name!r} for {kind.class_name} (choose from {available})")
+        raise ValueError(
+            f"unknown loss {name!r} for {kind.class_name} (choose from {available}, "
+            'or give your own as "module:function")'
+        )
     loss = getattr(module, name)
     # Factories (e.g. curvature_loss_function) return the loss; plain losses take (xs, ys).
     if name.endswith("_loss_function"):
@@ -79,11 +106,11 @@ def learner_function(spec: LearnerSpec):
     return functools.partial(function, **spec.params, **spec.fixed)
 
 
-def resolved_kwargs(learner_class: str, kwargs: dict) -> dict:
+def resolved_kwargs(class_name: str, kwargs: dict) -> dict:
     """learners.yaml's learner_kwargs as the class takes them (loss names -> functions)."""
-    kind = LEARNER_KINDS[learner_class]
+    kind = learner_kind(learner_class(class_name))
     kwargs = dict(kwargs)
-    if kind.loss_kwarg and kind.loss_kwarg in kwargs:
+    if kind and kind.loss_kwarg and kind.loss_kwarg in kwargs:
         kwargs[kind.loss_kwarg] = resolve_loss(kind, kwargs[kind.loss_kwarg])
     return kwargs
 
@@ -94,7 +121,5 @@ def learner_kwargs(spec: LearnerSpec) -> dict:
 
 def build_learner(spec: LearnerSpec):
     """A fresh adaptive learner for `spec` (no data yet)."""
-    import adaptive  # imported here: adaptive takes a second to import
-
-    cls = getattr(adaptive, spec.learner)
+    cls = learner_class(spec.learner)
     return cls(learner_function(spec), **learner_kwargs(spec))

@@ -15,6 +15,7 @@ import pandas as pd
 from adaptive_snakemake import layout
 from adaptive_snakemake.job.bookkeeping import read_meta
 from adaptive_snakemake.job.checkpoint import restore_learner
+from adaptive_snakemake.job.learners import learner_class as learner_class_of
 from adaptive_snakemake.job.learners import resolved_kwargs
 from adaptive_snakemake.results.result import Result
 
@@ -25,9 +26,7 @@ def _not_sampling(*args, **kwargs):
 
 def read_learner(learner_class: str, learner_kwargs: dict, path: str | os.PathLike):
     """The learner saved at `path` (adaptive's format), built without the user's function."""
-    import adaptive
-
-    cls = getattr(adaptive, learner_class)
+    cls = learner_class_of(learner_class)
     learner = cls(_not_sampling, **resolved_kwargs(learner_class, learner_kwargs))
     restore_learner(learner, Path(path))
     return learner

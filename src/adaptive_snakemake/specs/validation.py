@@ -18,6 +18,8 @@ from adaptive_snakemake.job.learners import (
     LEARNER_KINDS,
     build_learner,
     import_function,
+    learner_class,
+    learner_kind,
     resolve_loss,
 )
 from adaptive_snakemake.specs.parse import LearnerSpec
@@ -29,26 +31,27 @@ class _SweepProblem(Exception):
         self.key = key
 
 
-def _check_function(spec: LearnerSpec):
-    module_name = spec.function.partition(":")[0]
+def _import(reference: str, key: str):
+    """The user's object named by "module:attribute"; _SweepProblem for `key` if it fails."""
+    module_name = reference.partition(":")[0]
     try:
         # What the module prints while being imported (argparse's usage on an exit, say)
         # would be mistaken for snakemake's own output.
         with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-            function = import_function(spec.function)
+            return import_function(reference)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise _SweepProblem(
-                "function",
-                f"cannot import {spec.function!r}: no module named {error.name!r} "
+                key,
+                f"cannot import {reference!r}: no module named {error.name!r} "
                 f"(is it importable from {Path.cwd()}?)",
             ) from None
-        raise _SweepProblem("function", f"importing {module_name!r} failed: {error!r}") from None
+        raise _SweepProblem(key, f"importing {module_name!r} failed: {error!r}") from None
     except AttributeError as error:
-        raise _SweepProblem("function", f"cannot import {spec.function!r}: {error}") from None
+        raise _SweepProblem(key, f"cannot import {reference!r}: {error}") from None
     except SystemExit as error:
         raise _SweepProblem(
-            "function",
+            key,
             f"importing {module_name!r} exited (SystemExit({error.code!r})): does it parse "
             "arguments or call sys.exit at import? Put that under "
             '`if __name__ == "__main__":`',
@@ -56,10 +59,14 @@ def _check_function(spec: LearnerSpec):
     except Exception as error:
         last = traceback.extract_tb(error.__traceback__)[-1]
         raise _SweepProblem(
-            "function",
+            key,
             f"importing {module_name!r} raised {type(error).__name__}: {error} "
             f"({last.filename}, line {last.lineno})",
         ) from None
+
+
+def _check_function(spec: LearnerSpec):
+    function = _import(spec.function, "function")
     if not callable(function):
         raise _SweepProblem("function", f"{spec.function!r} is not callable")
     try:
@@ -109,33 +116,57 @@ def _check_bounds(spec: LearnerSpec, dimension: int | None) -> None:
         _pair(pair, f"learner_kwargs.bounds[{index}]")
 
 
-def _check_learner(spec: LearnerSpec) -> None:
-    kind = LEARNER_KINDS.get(spec.learner)
-    if kind is None:
+def _learner_class(spec: LearnerSpec):
+    if ":" in spec.learner:
+        cls = _import(spec.learner, "learner")
+    elif spec.learner in LEARNER_KINDS:
+        cls = learner_class(spec.learner)
+    else:
         raise _SweepProblem(
-            "learner", f"unknown learner {spec.learner!r} (choose from {sorted(LEARNER_KINDS)})"
+            "learner",
+            f"unknown learner {spec.learner!r} (choose from {sorted(LEARNER_KINDS)}, "
+            'or your own class as "module:Class")',
         )
-    import adaptive
+    from adaptive.learner.base_learner import BaseLearner
 
-    signature = inspect.signature(getattr(adaptive, spec.learner).__init__)
+    if not (isinstance(cls, type) and issubclass(cls, BaseLearner)):
+        raise _SweepProblem(
+            "learner", f"{spec.learner!r} is not a subclass of adaptive's BaseLearner"
+        )
+    return cls
+
+
+def _check_learner(spec: LearnerSpec) -> None:
+    cls = _learner_class(spec)
+    kind = learner_kind(cls)
+    signature = inspect.signature(cls.__init__)
     parameters = list(signature.parameters)[2:]  # self, function
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     for key in spec.learner_kwargs:
-        if key not in parameters:
+        if key not in parameters and not takes_any:
             raise _SweepProblem(
                 f"learner_kwargs.{key}",
                 f"{spec.learner} has no argument {key!r} (it takes {', '.join(parameters)})",
             )
     for name in parameters:
         parameter = signature.parameters[name]
-        if parameter.default is inspect.Parameter.empty and name not in spec.learner_kwargs:
+        required = parameter.default is inspect.Parameter.empty and parameter.kind in (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+        if required and name not in spec.learner_kwargs:
             raise _SweepProblem(f"learner_kwargs.{name}", f"{spec.learner} needs {name!r}")
-    _check_bounds(spec, kind.needs_bounds)
-    if kind.loss_kwarg and kind.loss_kwarg in spec.learner_kwargs:
+    # A learner of the user's own kind (no adaptive base we know): building it is the check.
+    if kind is not None:
+        _check_bounds(spec, kind.needs_bounds)
+    if kind is not None and kind.loss_kwarg and kind.loss_kwarg in spec.learner_kwargs:
         try:
             resolve_loss(kind, spec.learner_kwargs[kind.loss_kwarg])
-        except (ValueError, TypeError, KeyError) as error:
+        except _SweepProblem:
+            raise
+        except (ValueError, TypeError, KeyError, ImportError, AttributeError) as error:
             raise _SweepProblem(f"learner_kwargs.{kind.loss_kwarg}", str(error)) from None
-    if not spec.goal and not hasattr(getattr(adaptive, spec.learner), "done"):
+    if not spec.goal and not hasattr(cls, "done"):
         raise _SweepProblem(
             "goal",
             f"empty, and a {spec.learner} never finishes by itself: set npoints, loss or duration",
