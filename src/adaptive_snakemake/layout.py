@@ -20,6 +20,10 @@ CHECKPOINT = "state/{name}.pickle"
 SUMMARY = "results/summary.csv"
 SUMMARY_LOG = "logs/summary.log"
 SWEEP_PLOT = "results/plots/{sweep}.png"
+# Written when every learner of a sweep has reached its goal; sweeps with `after:` wait for it.
+# A hidden name: learner names never start with ".".
+SWEEP_DONE = "results/.sweeps/{sweep}.done"
+SWEEP_DONE_LOG = "logs/sweeps/{sweep}.done.log"
 SWEEP_PLOT_LOG = "logs/plots/{sweep}.log"
 # The pieces of `snakemake --report` (workflow/rules/report.smk): per sweep, and for the run.
 SWEEP_REPORT = "results/report/sweeps/{sweep}.html"

@@ -253,6 +253,18 @@ BAD = [
         "sweeps:\n  s: {function: m:f, learner: Learner1D, resources: {slurm_partition: 'a b'}}",
         ["sweep 's', key 'resources.slurm_partition'"],
     ),
+    (
+        "after an unknown sweep",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, after: [nope]}",
+        ["sweep 's', key 'after'", "no sweep named 'nope'"],
+    ),
+    (
+        "sweeps waiting for each other",
+        "sweeps:\n  a: {function: m:f, learner: Learner1D, after: [b]}\n"
+        "  b: {function: m:f, learner: Learner1D, after: [c]}\n"
+        "  c: {function: m:f, learner: Learner1D, after: [a]}",
+        ["key 'after'", "wait for each other", "a -> b -> c -> a"],
+    ),
     ("nesting beyond the limit", "x: " + "[" * 100 + "]" * 100, ["nested deeper than 64"]),
 ]
 

@@ -71,6 +71,25 @@ def get_result_files(wildcards):
     return [layout.RESULT_JSON.format(name=name) for name in SPECS]
 
 
+def get_sweep_result_files(wildcards):
+    """The results of a sweep's learners: it is done when they all exist."""
+    return [
+        layout.RESULT_JSON.format(name=s.name) for s in SWEEP_MEMBERS[wildcards.sweep]
+    ]
+
+
+def _dependency_markers(spec):
+    return tuple(layout.SWEEP_DONE.format(sweep=sweep) for sweep in spec.after)
+
+
+def get_dependencies(mpi):
+    """The done-markers of the sweeps a learner waits for (learners.yaml: after)."""
+    markers = per_learner(_dependency_markers, mpi)
+    if callable(markers):
+        return markers
+    return list(markers)
+
+
 def get_sweep_learner_files(wildcards):
     """The saved learners a sweep's picture is drawn from."""
     return [
@@ -224,4 +243,3 @@ def get_report_snapshot(wildcards):
 
         return f"current state at {time.time():.3f}"
     return "results"
-

@@ -4,6 +4,8 @@
 
 
 rule learner:
+    input:
+        get_dependencies(mpi=False),
     output:
         learner=layout.LEARNER_PICKLE,
         result=layout.RESULT_JSON,
@@ -36,6 +38,8 @@ rule learner:
 # The same rule for mpi4py learners; only what must differ: which learners, the cores to
 # reserve, and the MPI resources (mpi: the launcher; profiles/slurm sets srun --mpi=pmi2).
 use rule learner as learner_mpi with:
+    input:
+        get_dependencies(mpi=True),
     wildcard_constraints:
         name=MPI_LEARNERS,
     threads: get_threads(mpi=True)

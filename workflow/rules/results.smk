@@ -26,3 +26,18 @@ rule plot_sweep:
         specs=get_sweep_specs,
     script:
         "../scripts/plot_sweep.py"
+
+
+# Every learner of a sweep reached its goal: what the learners of sweeps with `after:` wait for.
+rule sweep_done:
+    input:
+        get_sweep_result_files,
+    output:
+        layout.SWEEP_DONE,
+    log:
+        layout.SWEEP_DONE_LOG,
+    localrule: True
+    conda:
+        "../envs/adaptive-snakemake.yaml"
+    script:
+        "../scripts/sweep_done.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -35,3 +36,11 @@ def write_summary(result_files, output: str | Path) -> pd.DataFrame:
     table = summary_table([Result.read(path) for path in result_files])
     atomic_write_text(output, table.to_csv(index=False))
     return table
+
+
+def write_sweep_done(result_files, output: str | Path) -> list[Result]:
+    """The marker that every learner of a sweep reached its goal (what `after:` waits for)."""
+    results = [Result.read(path) for path in result_files]
+    done = [{"name": r.name, "npoints": r.npoints, "reached": r.reached} for r in results]
+    atomic_write_text(output, json.dumps({"learners": done}, indent=1) + "\n")
+    return results

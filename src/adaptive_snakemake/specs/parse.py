@@ -38,6 +38,7 @@ BUILTIN_DEFAULTS = {
     "fixed": {},
     "retries_on_error": 0,
     "point_retries": 2,
+    "after": [],
 }
 REQUIRED_KEYS = ("function", "learner")
 _DURATION_KEYS = {"save_interval", "log_interval", "duration", "runtime"}
@@ -70,6 +71,7 @@ class LearnerSpec:
     resources: dict  # runtime (minutes), mem_mb, optional slurm_* settings
     retries_on_error: int  # attempts after the function raised (code failure), in one run
     point_retries: int  # evaluations of a point that raised, before it is a code failure
+    after: list  # sweeps whose learners must all reach their goals before this one starts
     fingerprint: str  # hash of what determines the learner's data (not goal, not resources)
     # Hash of the sweep's definition and goal, the same for all its learners: Snakemake
     # reruns a learner when it changes (the grid point is in the name already).
@@ -307,6 +309,7 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
                 resources=resources_,
                 retries_on_error=settings["retries_on_error"],
                 point_retries=settings["point_retries"],
+                after=settings["after"],
                 fingerprint=fingerprint,
                 sweep_fingerprint=sweep_fingerprint,
             )
@@ -328,7 +331,38 @@ def parse_specs(
         specs.extend(_sweep_specs(path, sweep, settings))
     _check_cluster_settings_everywhere(path, specs)
     _check_names(path, specs)
+    _check_dependencies(path, merged)
     return specs
+
+
+def _check_dependencies(path: Path, merged: dict) -> None:
+    """`after:` names existing sweeps, and no sweep waits for itself (directly or not)."""
+    for sweep, settings in merged.items():
+        for other in settings["after"]:
+            if other not in merged:
+                raise ConfigError(
+                    f"{path}: sweep {sweep!r}, key 'after': no sweep named {other!r} "
+                    f"(sweeps: {', '.join(sorted(merged))})"
+                )
+    done: set[str] = set()
+    for start in merged:
+        path_ = [start]
+        stack = [iter(merged[start]["after"])]
+        while stack:
+            other = next(stack[-1], None)
+            if other is None:
+                done.add(path_.pop())
+                stack.pop()
+                continue
+            if other in path_:
+                cycle = " -> ".join([*path_[path_.index(other) :], other])
+                raise ConfigError(
+                    f"{path}: sweep {path_[-1]!r}, key 'after': the sweeps wait for each "
+                    f"other ({cycle})"
+                )
+            if other not in done:
+                path_.append(other)
+                stack.append(iter(merged[other]["after"]))
 
 
 def _check_grid_sizes(path: Path, merged: dict, max_learners: int) -> None:
