@@ -11,6 +11,11 @@ COMMANDS = {
         "adaptive_snakemake.metrics.status",
         "main_status",
     ),
+    "plot": (
+        "draw a sweep's current state (unfinished learners from their checkpoints) into a PNG",
+        "adaptive_snakemake.results.plots",
+        "main_plot",
+    ),
     "cancel-orphans": (
         "cancel this workflow's SLURM jobs left running by a killed snakemake",
         "adaptive_snakemake.slurm.cancel_orphans",

@@ -16,7 +16,7 @@ from tests.workflow_helpers import make_workdir, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
-FUNCTIONS = '''
+FUNCTIONS = """
 import time
 
 def smooth(x, a=1.0):
@@ -28,14 +28,11 @@ def breaks(x, a=1.0):
         raise ValueError("breaks above 0.5")
     return a * x
 
-def noisy(x, seed=0, a=1.0):
+def noisy(seed_x, a=1.0):
     import random
+    seed, x = seed_x
     return a * x + random.Random(seed).gauss(0, 0.1)
-
-def noise(seed, a=1.0):
-    import random
-    return a + random.Random(seed).gauss(0, 1)
-'''
+"""
 
 LEARNERS = """
 defaults:
@@ -207,12 +204,12 @@ def test_report_of_a_half_finished_run(tmp_path):
     refused = run_snakemake(workdir, "--report", "report.html", check=False)
     assert refused.returncode != 0 and "does not exist" in refused.stderr
     # ... they are drawn from the current state, then collected.
-    drawn = run_snakemake(workdir, "--nolock", "--config", "report_from=current", "report_pages")
+    drawn = run_snakemake(workdir, "report_pages", "--nolock", "--config", "report_from=current")
     assert "rule learner" not in drawn.stderr and "localrule report_run" in drawn.stderr
     results = check_report(workdir, ["avg", "broken", "line"])
     summary = embedded(results, "results/report/summary.html").decode()
     assert "not started" in summary and "failed" in summary and ">done<" in summary
     check_sweep_page(workdir, results, "broken", "broken", "failed")
     # The report pages are redrawn on every call in current mode (the state moves on).
-    again = run_snakemake(workdir, "--nolock", "--config", "report_from=current", "report_pages")
+    again = run_snakemake(workdir, "report_pages", "--nolock", "--config", "report_from=current")
     assert "report_run" in again.stderr

@@ -243,3 +243,17 @@ def get_report_snapshot(wildcards):
 
         return f"current state at {time.time():.3f}"
     return "results"
+
+def get_sweep_report_learners(wildcards):
+    """The sweep's learners as the report job needs them (results.report.Learners: shown
+    short in the report, not a rerun trigger)."""
+    from adaptive_snakemake.results.report import Learners
+
+    return Learners.of_specs(SWEEP_MEMBERS[wildcards.sweep])
+
+
+def get_run_report_learners(wildcards):
+    """Every learner, as get_sweep_report_learners."""
+    from adaptive_snakemake.results.report import Learners
+
+    return Learners.of_specs(SPECS.values())

@@ -4,7 +4,7 @@
 # sweep and one for the run: the DAG stays small at 10,000 learners.
 #
 # After a full run they are drawn from the results. For a run that has not finished (or is
-# still running), `snakemake --nolock --config report_from=current report_pages` draws them
+# still running), `snakemake report_pages --nolock --config report_from=current` draws them
 # from what exists now (results, checkpoints, metrics), then `snakemake --report` collects.
 
 
@@ -32,6 +32,7 @@ rule report_sweep:
     conda:
         "../envs/adaptive-snakemake.yaml"
     params:
+        learners=get_sweep_report_learners,
         snapshot=get_report_snapshot,
     script:
         "../scripts/report_sweep.py"
@@ -65,6 +66,7 @@ rule report_run:
     conda:
         "../envs/adaptive-snakemake.yaml"
     params:
+        learners=get_run_report_learners,
         snapshot=get_report_snapshot,
     script:
         "../scripts/report_run.py"

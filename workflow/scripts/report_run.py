@@ -2,13 +2,14 @@
 
 import sys
 
-from adaptive_snakemake.results.report import specs_of_run, write_run_report
+from adaptive_snakemake.results.report import write_run_report
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
-    specs = specs_of_run(snakemake.config)
+    learners = snakemake.params.learners
     out = snakemake.output
-    records = write_run_report(specs, out.summary, out.timeline, out.convergence)
+    records = write_run_report(learners, out.summary, out.timeline, out.convergence)
     print(
-        f"{len(specs)} learners, {records} metrics records ({snakemake.params.snapshot})", file=log
+        f"{len(learners)} learners, {records} metrics records ({snakemake.params.snapshot})",
+        file=log,
     )

@@ -62,6 +62,8 @@ class StatusReader:
         self._results: dict[Path, tuple[float, Result | None]] = {}
         self.collector: dict | None = None
         self.source = "none"
+        self._goals: dict[str, int | None] = {}
+        self._last_results: dict = {}
 
     def table(self, now: float | None = None) -> pd.DataFrame:
         now = time.time() if now is None else now
@@ -70,6 +72,7 @@ class StatusReader:
         planned = self.names if self.names is not None else self.plan.names if self.plan else ()
         latest, stale_intervals = self._latest_records(settings, now)
         results = self._read_results()
+        self._last_results = results
         names = set(latest) | set(results) | set(planned)
         rows = [
             _row(name, latest.get(name), results.get(name), stale_intervals, now) for name in names
@@ -108,6 +111,34 @@ class StatusReader:
                     interval = record.get("interval") or settings.log_interval
                     latest[record["name"]] = (record, record["t"], interval)
         return latest, stale_intervals
+
+    def npoints_goal(self, sweep: str) -> int | None:
+        """The sweep's npoints goal (a sweep's learners share it), from the result or the
+        checkpoint bookkeeping of one of its learners; None if unknown or not an npoints goal."""
+        if sweep in self._goals:
+            return self._goals[sweep]
+        goal = None
+        for result, _ in self._last_results.values():
+            if result.sweep == sweep:
+                goal = result.goal
+                break
+        if goal is None:
+            state = layout.checkpoint("", self.workdir).parent / sweep
+            metas = [state.with_suffix(".json")] if state.with_suffix(".json").exists() else []
+            if not metas and state.is_dir():
+                found = (m for m in state.glob("**/*.json") if not m.name.endswith(".failed.json"))
+                metas = [next(found, None)]
+            for meta in metas:
+                data = read_json_or_none(meta) if meta is not None else None
+                spec = data.get("spec") if isinstance(data, dict) else None
+                if isinstance(spec, dict) and isinstance(spec.get("goal"), dict):
+                    goal = spec["goal"]
+                    break
+        if goal is None:
+            return None  # not known yet: look again at the next refresh
+        value = goal.get("npoints")
+        self._goals[sweep] = int(value) if isinstance(value, int | float) else None
+        return self._goals[sweep]
 
     def _error_of(self, name: str) -> str | None:
         record = read_json_or_none(layout.failure_record(layout.checkpoint(name, self.workdir)))
@@ -175,7 +206,67 @@ def status(workdir: str | os.PathLike = ".", names=None) -> pd.DataFrame:
     pending (default: those the last snakemake run planned); learners seen in metrics or
     results always appear.
     """
-    return StatusReader(workdir, names).table()
+    reader = StatusReader(workdir, names)
+    now = time.time()
+    frame = reader.table(now)
+    sweeps = sweep_progress(frame, reader, now)
+    frame = frame.assign(
+        sweep=frame["name"].str.split("/").str[0],
+        last_seen=pd.to_datetime(frame["last_seen"], unit="s", utc=True),
+    )
+    frame.attrs["sweeps"] = sweeps
+    return frame
+
+
+# -- progress per sweep -------------------------------------------------------------------------
+
+PROGRESS_COLUMNS = [
+    "sweep",
+    "learners",
+    "done",
+    "running",
+    "stale",
+    "failed",
+    "pending",
+    "npoints",
+    "goal_npoints",  # sum over the sweep's learners of the npoints goal (NaN: no npoints goal)
+    "rate",  # points/s of its running learners together
+    "eta_s",  # seconds until the sweep is done at the observed rate (NaN: unknown)
+    "eta",  # the same as a timestamp (UTC)
+]
+
+
+def sweep_progress(frame: pd.DataFrame, reader: StatusReader, now: float) -> pd.DataFrame:
+    """One row per sweep: learners per state, points against the goal, the observed rate
+    and an ETA (remaining points / current rate; without an npoints goal, remaining
+    learners at the rate learners finished since the run was planned)."""
+    rows = []
+    sweeps = frame["name"].str.split("/").str[0]
+    for sweep, part in frame.groupby(sweeps, sort=True):
+        counts = part["state"].value_counts()
+        row = {"sweep": sweep, "learners": len(part)}
+        row.update({state: int(counts.get(state, 0)) for state in STATES})
+        npoints = part["npoints"].fillna(0).astype(float)
+        row["npoints"] = int(npoints.sum())
+        goal = reader.npoints_goal(sweep)
+        running = part[part["state"].isin(["running", "stale"])]
+        rate = float(running["rate"].fillna(0).sum())
+        row["rate"] = rate
+        row["goal_npoints"] = goal * len(part) if goal else math.nan
+        eta = math.nan
+        unfinished = part[~part["state"].isin(["done", "failed"])]
+        if unfinished.empty:
+            eta = 0.0 if row["failed"] == 0 else math.nan
+        elif goal and rate > 0:
+            remaining = (goal - npoints[unfinished.index]).clip(lower=0).sum()
+            eta = float(remaining) / rate
+        elif reader.plan is not None and row["done"] and now > reader.plan.planned_at:
+            per_learner = (now - reader.plan.planned_at) / row["done"]
+            eta = per_learner * len(unfinished)
+        row["eta_s"] = eta
+        row["eta"] = pd.to_datetime(now + eta, unit="s", utc=True) if math.isfinite(eta) else pd.NaT
+        rows.append(row)
+    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS)
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -250,20 +341,114 @@ def _cells(row, now: float) -> list[str]:
     ]
 
 
+BAR_ORDER = ("done", "running", "stale", "failed", "pending")
+BAR_CHARS = {"done": "█", "running": "█", "stale": "█", "failed": "█", "pending": "░"}
+
+
+def _fmt_duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def progress_bars(sweeps: pd.DataFrame, width: int | None = None, max_sweeps: int = 20):
+    """One line per sweep: a bar of its learners by state, then counts, points against the
+    goal and the ETA."""
+    from rich.table import Table
+    from rich.text import Text
+
+    bar_width = max(10, min(40, ((width or 100) - 70)))
+    name_width = min(24, max([5, *(len(s) for s in sweeps["sweep"])]))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, max_width=name_width, overflow="ellipsis")
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True, overflow="ellipsis")
+    for row in sweeps.head(max_sweeps).itertuples(index=False):
+        bar = Text()
+        cells = 0
+        for state in BAR_ORDER:
+            count = getattr(row, state)
+            n = round(bar_width * count / row.learners) if row.learners else 0
+            n = min(n, bar_width - cells) if state != "pending" else bar_width - cells
+            if count and n == 0 and cells < bar_width and state != "pending":
+                n = 1  # a failed learner among thousands still shows
+            bar.append(BAR_CHARS[state] * n, style=STATE_STYLE[state])
+            cells += n
+        parts = [f"{row.done:,}/{row.learners:,} done"]
+        parts += [
+            f"{getattr(row, s):,} {s}"
+            for s in ("running", "stale", "failed", "pending")
+            if getattr(row, s)
+        ]
+        points = f"{row.npoints:,}"
+        if math.isfinite(row.goal_npoints):
+            points += f"/{row.goal_npoints:,.0f}"
+        parts.append(f"{points} points")
+        if row.rate > 0:
+            parts.append(f"{row.rate:,.3g}/s")
+        if row.done == row.learners:
+            parts.append("finished")
+        else:
+            parts.append(f"ETA {_fmt_duration(row.eta_s)}")
+        grid.add_row(Text(row.sweep, "bold"), bar, "  ".join(parts))
+    if len(sweeps) > max_sweeps:
+        grid.add_row("", "", Text(f"... {len(sweeps) - max_sweeps} more sweeps", "dim"))
+    return grid
+
+
+INTEREST = {"stale": 0, "failed": 1, "running": 2, "pending": 3, "done": 4}
+
+
+def interesting_rows(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """At most `limit` rows, the interesting ones first: stale, failed, then running learners
+    slowest first (most points still to go at their rate: lowest rate), pending, done."""
+    if len(frame) <= limit:
+        return frame
+    order = frame["state"].map(INTEREST)
+    rate = frame["rate"].fillna(math.inf)
+    ranked = frame.assign(_o=order, _r=rate).sort_values(["_o", "_r", "name"], kind="stable")
+    return ranked.drop(columns=["_o", "_r"]).head(limit)
+
+
+def log_tail(workdir: Path, name: str, lines: int = 3, tail_bytes: int = 8192) -> list[str]:
+    """The last lines of a learner's job log that are not metrics records."""
+    path = layout.learner_log(name, workdir)
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - tail_bytes))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    kept = [line for line in text.splitlines() if line.strip() and not line.startswith("{")]
+    return kept[-lines:]
+
+
 def render(
     frame: pd.DataFrame,
     reader: StatusReader,
     now: float,
     limit: int | None = None,
     width: int | None = None,
+    bars: bool = False,
+    log_lines: int = 0,
 ):
-    """The summary line and the table, as a rich renderable; columns that do not fit in
-    `width` are left out, least important first (the learner name is folded, never cut)."""
+    """The summary line, (bars) one progress bar per sweep, and the table, as a rich
+    renderable; with `limit`, the table shows the interesting rows (stale, failed, slowest
+    running). Columns that do not fit in `width` are left out, least important first (the
+    learner name is folded, never cut). `log_lines`: the last lines of the logs of stale and
+    failed learners shown."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    shown = frame if limit is None else frame.head(limit)
+    shown = frame if limit is None else interesting_rows(frame, limit)
     rows = [_cells(row, now) for row in shown.itertuples(index=False)]
     headers = [header for header, _ in TABLE_COLUMNS]
     widths = [max([len(h)] + [len(r[k]) for r in rows]) for k, h in enumerate(headers)]
@@ -284,12 +469,23 @@ def render(
     for row in rows:
         cells = [Text(row[k], style=STATE_STYLE[row[1]]) if k == 1 else row[k] for k in keep]
         table.add_row(*cells)
-    parts = [Text(summary_line(frame, reader, now)), table]
-    for row in shown[shown["state"] == "failed"].itertuples(index=False):
-        if isinstance(row.error, str):
-            parts.append(Text(f"{row.name}: {row.error}", STATE_STYLE["failed"]))
+    parts = [Text(summary_line(frame, reader, now))]
+    if bars and len(frame):
+        parts += [progress_bars(sweep_progress(frame, reader, now), width), Text("")]
+    parts.append(table)
     if len(shown) < len(frame):
-        parts.append(Text(f"... {len(frame) - len(shown)} more (use --state or --limit)", "dim"))
+        hidden = frame.loc[~frame.index.isin(shown.index), "state"].value_counts()
+        more = ", ".join(f"{n:,} {state}" for state, n in hidden.items())
+        parts.append(Text(f"... {len(frame) - len(shown):,} more ({more}; use --state)", "dim"))
+    troubled = shown[shown["state"].isin(["failed", "stale"])]
+    for row in troubled.head(5 if log_lines else len(troubled)).itertuples(index=False):
+        style = STATE_STYLE[row.state]
+        if row.state == "failed" and isinstance(row.error, str):
+            parts.append(Text(f"{row.name}: {row.error}", style))
+        elif log_lines:
+            parts.append(Text(f"{row.name}: {row.state}", style))
+        for line in log_tail(reader.workdir, row.name, log_lines) if log_lines else ():
+            parts.append(Text(f"    {line[: (width or 160) - 4]}", "dim"))
     return Group(*parts)
 
 
@@ -311,6 +507,18 @@ def main_status(argv=None) -> int:
     )
     parser.add_argument("--limit", type=int, help="show at most this many rows")
     parser.add_argument("--json", action="store_true", help="print the table as JSON records")
+    parser.add_argument(
+        "--bars",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one progress bar per sweep above the table (default: on)",
+    )
+    parser.add_argument(
+        "--log-lines",
+        type=int,
+        default=3,
+        help="last log lines shown for stale and failed learners (--watch; default 3)",
+    )
     args = parser.parse_args(argv)
     states = None
     if args.state:
@@ -335,13 +543,27 @@ def main_status(argv=None) -> int:
     # Piped into a file or a pager: show every column rather than rich's 80-column default.
     console = Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=160)
     if not args.watch:
-        console.print(render(current(), reader, time.time(), args.limit, console.width))
+        frame = current()
+        bars = args.bars or (args.bars is None and len(frame) > 0)
+        console.print(render(frame, reader, time.time(), args.limit, console.width, bars=bars))
         return 0
     from rich.live import Live
 
     def view():
-        limit = args.limit if args.limit is not None else max(1, console.size.height - 4)
-        return render(current(), reader, time.time(), limit, console.width)
+        frame = current()
+        sweeps = frame["name"].str.split("/").str[0].nunique()
+        # The bars, the lines around the table and the log tails of up to 5 learners.
+        room = console.size.height - min(sweeps, 20) - 6 - 5 * (1 + args.log_lines)
+        limit = args.limit if args.limit is not None else max(5, room)
+        return render(
+            frame,
+            reader,
+            time.time(),
+            limit,
+            console.width,
+            bars=args.bars is not False,
+            log_lines=args.log_lines,
+        )
 
     try:
         with Live(view(), console=console, auto_refresh=False, screen=False) as live:

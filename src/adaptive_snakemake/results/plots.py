@@ -255,7 +255,7 @@ def draw_sweep_learners(
 def draw_sweep(specs: list[LearnerSpec], learner_files: list[str | Path]) -> bytes:
     """PNG bytes of the sweep from its saved learners."""
     learners = [
-        read_learner(s.learner, s.learner_kwargs, f)
+        read_learner(s.learner, s.learner_kwargs, f, s.definition)
         for s, f in zip(specs, learner_files, strict=True)
     ]
     return draw_sweep_learners(specs, learners)
@@ -282,6 +282,7 @@ def current_sweep_png(sweep: str, workdir: str | os.PathLike = ".") -> tuple[byt
 
 def main_plot(argv=None) -> int:
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(
         prog="adaptive-snakemake plot",
@@ -296,7 +297,7 @@ def main_plot(argv=None) -> int:
     try:
         png, count = current_sweep_png(args.sweep, args.workdir)
     except KeyError as error:
-        print(f"adaptive-snakemake plot: {error.args[0]}", file=__import__("sys").stderr)
+        print(f"adaptive-snakemake plot: {error.args[0]}", file=sys.stderr)
         return 1
     atomic_write_bytes(output, png)
     print(f"{output}: {count} learner(s) of sweep {args.sweep}")

@@ -291,16 +291,6 @@ def sweep_report(specs, workdir: str | os.PathLike = ".", max_plots: int = MAX_L
     return page(f"sweep {sweep}", body), picture
 
 
-def specs_of_run(config: dict, sweep: str | None = None) -> list:
-    """The learners of the workflow's learners file (config: the workflow's config), of one
-    sweep if given; read here rather than passed as params so that the report does not
-    show every learner's definition as a job parameter."""
-    from adaptive_snakemake.specs.parse import load_specs
-
-    specs = load_specs(config["learners"], config["max_learners"])
-    return [s for s in specs if sweep is None or s.sweep == sweep]
-
-
 def write_sweep_report(specs, html_out, png_out, workdir: str | os.PathLike = ".") -> int:
     """Writes the sweep's page and picture; returns the number of learners."""
     text, picture = sweep_report(specs, workdir)
@@ -506,6 +496,23 @@ def current_learners(workdir: str | os.PathLike = ".", sweep: str | None = None)
             continue
         found.append((Described.of_name(name, type(learner).__name__), learner))
     return found
+
+
+class Learners(list):
+    """The learners a report job describes, handed to it as a params value: a short text in
+    the report's job parameters (not every learner's definition), and not a rerun trigger
+    (Snakemake compares only params values it can represent: str, numbers, lists, ...)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} learners>"
+
+    __str__ = __repr__
+
+    @classmethod
+    def of_specs(cls, specs) -> Learners:
+        return cls(
+            Described(s.name, s.learner, s.sweep, dict(s.params), dict(s.goal)) for s in specs
+        )
 
 
 @dataclass(frozen=True)
