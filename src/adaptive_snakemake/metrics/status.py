@@ -249,7 +249,7 @@ def sweep_progress(frame: pd.DataFrame, reader: StatusReader, now: float) -> pd.
         npoints = part["npoints"].fillna(0).astype(float)
         row["npoints"] = int(npoints.sum())
         goal = reader.npoints_goal(sweep)
-        running = part[part["state"].isin(["running", "stale"])]
+        running = part[part["state"] == "running"]  # a stale learner adds nothing
         rate = float(running["rate"].fillna(0).sum())
         row["rate"] = rate
         row["goal_npoints"] = goal * len(part) if goal else math.nan
