@@ -119,8 +119,8 @@ BAD = [
     ),
     (
         "unknown executor",
-        "sweeps:\n  s: {function: m:f, learner: Learner1D, executor: dask}",
-        ["sweep 's', key 'executor'", "'dask' is not one of"],
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, executor: ray}",
+        ["sweep 's', key 'executor'", "'ray' is not one of"],
     ),
     (
         "negative interval",
@@ -353,3 +353,78 @@ def test_slurm_extra_gets_the_walltime_signal_when_it_has_none(write_learners):
         == "--qos=long --constraint=skylake --signal=TERM@60"
     )
     assert specs["own"].resources["slurm_extra"] == "--signal=TERM@300 --qos=long"
+
+
+# -- executors: tasks per executor, scheduler_file --------------------------------------------
+
+EXECUTOR_BAD = [
+    ("ipyparallel without engines", "executor: ipyparallel, tasks: 1", "tasks", "1 controller"),
+    ("dask-mpi without a worker", "executor: dask-mpi, tasks: 2", "tasks", "at least 3 ranks"),
+    ("dask without scheduler_file", "executor: dask", "scheduler_file", "missing"),
+    (
+        "scheduler_file for another executor",
+        "executor: mpi4py, scheduler_file: s.json",
+        "scheduler_file",
+        "only for executor dask",
+    ),
+    (
+        "scheduler_file missing",
+        "executor: dask, scheduler_file: nowhere/scheduler.json",
+        "scheduler_file",
+        "nowhere/scheduler.json does not exist",
+    ),
+    ("scheduler_file not a string", "executor: dask, scheduler_file: 3", "scheduler_file", "3"),
+    (
+        "dask with tasks of its own",
+        "executor: dask, scheduler_file: {file}, tasks: 4",
+        "tasks",
+        "takes one core",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "keys", "key", "expected"), EXECUTOR_BAD, ids=[b[0] for b in EXECUTOR_BAD]
+)
+def test_executor_settings_are_checked(write_learners, tmp_path, case, keys, key, expected):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file.write_text('{"address": "tcp://127.0.0.1:8786"}')
+    keys = keys.replace("{file}", str(scheduler_file))
+    path = write_learners(f"sweeps:\n  s: {{function: m:f, learner: Learner1D, {keys}}}")
+    with pytest.raises(ConfigError) as error:
+        load_specs(path)
+    message = str(error.value)
+    assert f"{path}: sweep 's', key '{key}'" in message
+    assert expected in message
+
+
+def test_scheduler_file_that_is_not_a_dask_one_is_refused(write_learners, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file.write_text("not json")
+    path = write_learners(
+        f"sweeps:\n  s: {{function: m:f, learner: Learner1D, executor: dask, "
+        f"scheduler_file: {scheduler_file}}}"
+    )
+    with pytest.raises(ConfigError, match="key 'scheduler_file': .* is not a dask scheduler"):
+        load_specs(path)
+
+
+def test_new_executors_parse(write_learners, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler_file.write_text('{"type": "Scheduler", "address": "tcp://127.0.0.1:8786"}')
+    path = write_learners(
+        f"""
+        defaults: {{tasks: 3}}
+        sweeps:
+          ipp: {{function: m:f, learner: Learner1D, executor: ipyparallel}}
+          dmpi: {{function: m:f, learner: Learner1D, executor: dask-mpi}}
+          existing: {{function: m:f, learner: Learner1D, executor: dask,
+                      scheduler_file: {scheduler_file}}}
+        """
+    )
+    specs = {s.sweep: s for s in load_specs(path)}
+    assert (specs["ipp"].executor, specs["ipp"].tasks) == ("ipyparallel", 3)
+    assert (specs["dmpi"].executor, specs["dmpi"].tasks) == ("dask-mpi", 3)
+    # the job takes one core whatever defaults say; the cluster's workers do the work
+    assert (specs["existing"].tasks, specs["existing"].scheduler_file) == (1, str(scheduler_file))
+    assert specs["ipp"].scheduler_file is None

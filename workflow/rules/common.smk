@@ -48,7 +48,8 @@ if workflow.is_main_process:
 
 
 def _is_mpi(spec):
-    return spec.executor == "mpi4py"
+    """Learners whose job runs under the MPI launcher (rule learner_mpi)."""
+    return spec.executor in ("mpi4py", "dask-mpi")
 
 
 def _names_regex(mpi):
@@ -123,8 +124,11 @@ def get_launcher(wildcards, resources):
     """How the job starts python: under the MPI launcher for mpi4py learners (the slurm
     profile sets resources.mpi to srun), plainly otherwise. (A params function that takes
     resources is not a rerun trigger: switching profiles must not rerun learners.)"""
-    if _is_mpi(SPECS[wildcards.name]):
-        return f"{resources.mpi} -n {resources.tasks} python -m mpi4py.futures"
+    spec = SPECS[wildcards.name]
+    if _is_mpi(spec):
+        # dask-mpi: every rank runs the job; dask_mpi.initialize splits them (executors.py)
+        workers = " -m mpi4py.futures" if spec.executor == "mpi4py" else ""
+        return f"{resources.mpi} -n {resources.tasks} python{workers}"
     return "python"
 
 

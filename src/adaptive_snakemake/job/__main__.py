@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from adaptive_snakemake.errors import LauncherError
-from adaptive_snakemake.job.executors import check_mpi_world
+from adaptive_snakemake.job.executors import job_processes
 from adaptive_snakemake.job.lock import LearnerLock, LockLost
 from adaptive_snakemake.job.runner import run_to_goal
 from adaptive_snakemake.layout import LearnerFiles
@@ -59,17 +59,20 @@ def main(argv=None) -> int:
     spec = LearnerSpec.from_json(args.spec)
     files = LearnerFiles(args.checkpoint, args.learner_pickle, args.result, args.log)
     try:
-        if spec.executor == "mpi4py":
-            check_mpi_world(spec.tasks)
-    except LauncherError as error:
+        # MPI world checked; dask-mpi split into scheduler, runner and workers; ipcluster
+        # started; existing dask cluster joined. Stopped again on leaving, whatever happens.
+        with job_processes(spec) as runs_learner:
+            if not runs_learner:
+                return 0  # a dask-mpi scheduler or worker rank: its cluster has closed
+            with LearnerLock(files.lock, **_lock_timing()) as lock:
+                try:
+                    code = run_to_goal(spec, files, lock, args.runtime)
+                except LockLost as lost:  # raised before the write it guards
+                    log.error("%s", lost)
+                    code = 1
+    except LauncherError as error:  # before the learner: nothing written
         log.error("%s", error)
         return 2
-    with LearnerLock(files.lock, **_lock_timing()) as lock:
-        try:
-            code = run_to_goal(spec, files, lock, args.runtime)
-        except LockLost as lost:  # raised before the write it guards
-            log.error("%s", lost)
-            code = 1
     if code != 0:
         logging.shutdown()
         # Busy MPI workers or pool processes could hold up a normal exit past the walltime;

@@ -76,6 +76,8 @@ class LearnerSpec:
     # Hash of the sweep's definition and goal, the same for all its learners: Snakemake
     # reruns a learner when it changes (the grid point is in the name already).
     sweep_fingerprint: str
+    # executor dask: the running cluster's scheduler file (as written in learners.yaml)
+    scheduler_file: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -236,10 +238,7 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
             fail(key, "missing (set it in the sweep or in defaults)")
     for key in ("save_interval", "log_interval"):
         settings[key] = parse_duration(settings[key])
-    if settings["executor"] == "mpi4py" and settings["tasks"] < 2:
-        fail("tasks", "the mpi4py executor needs at least 2 ranks (1 manager + workers)")
-    if settings["executor"] == "sequential" and settings["tasks"] != 1:
-        fail("tasks", "the sequential executor runs one task; set tasks: 1")
+    _check_executor(settings, fail)
     clash = set(settings["combos"]) & set(settings["fixed"])
     if clash:
         fail(
@@ -312,9 +311,61 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
                 after=settings["after"],
                 fingerprint=fingerprint,
                 sweep_fingerprint=sweep_fingerprint,
+                scheduler_file=settings.get("scheduler_file"),
             )
         )
     return specs
+
+
+# Fewest `tasks` per executor, and why.
+_MIN_TASKS = {
+    "mpi4py": (2, "at least 2 ranks (1 manager + workers)"),
+    "ipyparallel": (2, "at least 2 tasks (1 controller + engines)"),
+    "dask-mpi": (3, "at least 3 ranks (scheduler, client running the learner, workers)"),
+}
+
+
+def _check_executor(settings: dict, fail) -> None:
+    """tasks and scheduler_file as the executor needs them. Executor dask takes the
+    cluster's workers: the job itself needs one core, so tasks is 1 whatever the defaults
+    say (a sweep that sets tasks itself is told)."""
+    executor = settings["executor"]
+    own_tasks = settings.pop("_own_tasks", 1)  # tasks as the sweep itself sets it
+    if executor in _MIN_TASKS:
+        least, why = _MIN_TASKS[executor]
+        if settings["tasks"] < least:
+            fail("tasks", f"the {executor} executor needs {why}; got {settings['tasks']}")
+    if executor == "sequential" and settings["tasks"] != 1:
+        fail("tasks", "the sequential executor runs one task; set tasks: 1")
+    if executor != "dask":
+        if "scheduler_file" in settings:
+            fail(
+                "scheduler_file",
+                f"only for executor dask (an existing dask cluster); this sweep's executor "
+                f"is {executor}",
+            )
+        return
+    if "scheduler_file" not in settings:
+        fail(
+            "scheduler_file",
+            "missing: executor dask connects to a running dask cluster; give the scheduler "
+            "file it wrote (dask-mpi --scheduler-file PATH, or Client.write_scheduler_file)",
+        )
+    if own_tasks != 1:
+        fail(
+            "tasks",
+            "executor dask evaluates points on the existing cluster's workers and the job "
+            "takes one core; remove tasks from this sweep (or set 1)",
+        )
+    settings["tasks"] = 1
+    # Cheap (one small file), so also in the processes inside jobs: a missing file is
+    # refused before anything is submitted. Relative paths: from the workflow directory.
+    from adaptive_snakemake.job.executors import read_scheduler_file
+
+    try:
+        read_scheduler_file(settings["scheduler_file"])
+    except ValueError as error:
+        fail("scheduler_file", str(error))
 
 
 def parse_specs(
@@ -325,6 +376,8 @@ def parse_specs(
     _validate_schema(path, document)
     defaults = document.get("defaults") or {}
     merged = {sweep: _merge(defaults, settings) for sweep, settings in document["sweeps"].items()}
+    for sweep, settings in merged.items():
+        settings["_own_tasks"] = document["sweeps"][sweep].get("tasks", 1)
     _check_grid_sizes(path, merged, max_learners)
     specs: list[LearnerSpec] = []
     for sweep, settings in merged.items():
