@@ -115,6 +115,11 @@ def pid_file(workdir: str | os.PathLike = ".") -> Path:
     return private_dir(workdir) / "collector.pid"
 
 
+def python_sweep_manifest(sweep: str, workdir: str | os.PathLike = ".") -> Path:
+    """The learners of a sweep built in Python, pickled by the main snakemake process."""
+    return private_dir(workdir) / "python-sweeps" / f"{sweep}.json"
+
+
 def plan_file(workdir: str | os.PathLike = ".") -> Path:
     """The learners the last snakemake run planned, and its monitor settings (for status)."""
     return private_dir(workdir) / "plan.json"

@@ -6,7 +6,8 @@ submission and status-polling latency, so every run serves several checks):
 - examples: the example sweeps through SLURM give what a local run gives; MPI learners run
   as one world of `tasks` ranks under srun.
 - failures: a launcher without --mpi is caught by the world-size check; a learner whose
-  function always raises fails after its retries with its traceback; the others finish.
+  function always raises fails once (its retries refuse at once) with its traceback; the
+  others finish.
   Status through squeue (the switch for clusters without accounting).
 - interruptions: a learner job is scancel'ed (saves, resubmitted, resumes); another gets a
   1-minute walltime (warned by SIGTERM, saves, resubmitted with more runtime, finishes).
@@ -338,11 +339,14 @@ def test_failing_learner_fails_after_its_retries_and_the_others_finish(failures)
     assert len(jobs) == 4, "first attempt and 3 retries"
     assert {row["State"] for row in sacct_finished(jobs).values()} == {"FAILED"}
     assert not (workdir / "results" / "fails").exists()
+    # A code failure: the function ran in the first attempt only; the retries refused at
+    # once (retries_on_error: 0), the last one repeating the traceback in the log.
     log = (workdir / "logs" / "learners" / "fails.log").read_text()
-    assert "the learner failed" in log
+    assert "not retried: the learner's function raised in attempt 1" in log
     assert "Traceback (most recent call last)" in log
     assert "ValueError: always_fails was called with x=" in log
-    assert json.loads((workdir / "state" / "fails.json").read_text())["attempts"] == 4
+    assert json.loads((workdir / "state" / "fails.json").read_text())["attempts"] == 1
+    assert json.loads((workdir / "state" / "fails.failed.json").read_text())["code_failures"] == 1
     assert "Error in rule learner" in output and "logs/learners/fails.log" in output
 
     fine = read_result(workdir, "fine")

@@ -13,7 +13,12 @@ from adaptive_snakemake.specs.parse import load_specs
 def _load_specs():
     learners_file = config["learners"]
     try:
-        specs = load_specs(learners_file, config["max_learners"])
+        # Learners built in Python: imported and pickled once, by the main process; the
+        # snakemake inside each cluster job reads what it wrote.
+        from adaptive_snakemake.specs import python_sweeps
+
+        build = None if workflow.is_main_process else python_sweeps.from_manifest
+        specs = load_specs(learners_file, config["max_learners"], build)
         if workflow.is_main_process:
             # Imports user code and adaptive: once, here, not again inside every job.
             from adaptive_snakemake.specs.validation import check_specs
@@ -247,6 +252,7 @@ def get_report_snapshot(wildcards):
 
         return f"current state at {time.time():.3f}"
     return "results"
+
 
 def get_sweep_report_learners(wildcards):
     """The sweep's learners as the report job needs them (results.report.Learners: shown

@@ -119,7 +119,25 @@ def learner_kwargs(spec: LearnerSpec) -> dict:
     return resolved_kwargs(spec.learner, spec.learner_kwargs)
 
 
+def unpickle_learner(definition: str, workdir: str | Path = "."):
+    """A learner built in Python, from its pickled definition (specs.python_sweeps).
+
+    The pickle names the user's module (by reference): it must be importable from the
+    workflow directory `workdir`.
+    """
+    import base64
+
+    import cloudpickle
+
+    directory = str(Path(workdir).resolve())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return cloudpickle.loads(base64.b64decode(definition))
+
+
 def build_learner(spec: LearnerSpec):
     """A fresh adaptive learner for `spec` (no data yet)."""
+    if spec.definition is not None:
+        return unpickle_learner(spec.definition)
     cls = learner_class(spec.learner)
     return cls(learner_function(spec), **learner_kwargs(spec))

@@ -127,6 +127,8 @@ class LearnerRun:
         inherited = _inherited(spec, files, read_meta(files.meta))
         self.restored_npoints = restore_learner(self.learner, files.checkpoint)
         self.saved_npoints = self.restored_npoints  # what the checkpoint on disk holds
+        if not files.checkpoint.exists() and spec.import_from:
+            self._import_data(Path(spec.import_from))
         self.elapsed_before = float(inherited.get("elapsed", 0.0))
         self.attempts = int(inherited.get("attempts", 0)) + 1
         self.timeouts = int(inherited.get("timeouts", 0))
@@ -139,6 +141,14 @@ class LearnerRun:
             self.restored_npoints,
             self.elapsed_before,
         )
+
+    def _import_data(self, path: Path) -> None:
+        """import_data: start from the user's existing data file (read, never modified)."""
+        if not path.exists():
+            log.info("no data to import at %s: starting from no points", path)
+            return
+        self.restored_npoints = restore_learner(self.learner, path)
+        log.info("imported %d points from %s", self.restored_npoints, path)
 
     @property
     def elapsed(self) -> float:
@@ -298,6 +308,7 @@ class LearnerRun:
             attempts=self.attempts,
             restored_npoints=self.restored_npoints,
             fingerprint=self.spec.fingerprint,
+            definition=self.spec.definition,
         )
         result.write(self.files.result)
         self._report("done")

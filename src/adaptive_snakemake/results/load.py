@@ -16,7 +16,7 @@ from adaptive_snakemake import layout
 from adaptive_snakemake.job.bookkeeping import read_meta
 from adaptive_snakemake.job.checkpoint import restore_learner
 from adaptive_snakemake.job.learners import learner_class as learner_class_of
-from adaptive_snakemake.job.learners import resolved_kwargs
+from adaptive_snakemake.job.learners import resolved_kwargs, unpickle_learner
 from adaptive_snakemake.results.result import Result
 
 
@@ -24,10 +24,21 @@ def _not_sampling(*args, **kwargs):
     raise RuntimeError("this learner was loaded for reading and cannot sample")
 
 
-def read_learner(learner_class: str, learner_kwargs: dict, path: str | os.PathLike):
-    """The learner saved at `path` (adaptive's format), built without the user's function."""
-    cls = learner_class_of(learner_class)
-    learner = cls(_not_sampling, **resolved_kwargs(learner_class, learner_kwargs))
+def read_learner(
+    learner_class: str,
+    learner_kwargs: dict,
+    path: str | os.PathLike,
+    definition=None,
+    workdir: str | os.PathLike = ".",
+):
+    """The learner saved at `path` (adaptive's format), built without the user's function
+    (a learner built in Python comes back from its pickled `definition`, function and all,
+    which needs the user's module importable from the workflow directory `workdir`)."""
+    if definition is not None:
+        learner = unpickle_learner(definition, workdir)
+    else:
+        cls = learner_class_of(learner_class)
+        learner = cls(_not_sampling, **resolved_kwargs(learner_class, learner_kwargs))
     restore_learner(learner, Path(path))
     return learner
 
@@ -38,11 +49,19 @@ def load_learner(name: str, workdir: str | os.PathLike = "."):
     files = layout.LearnerFiles.of(name, workdir)
     if files.result.exists() and files.learner_pickle.exists():
         result = Result.read(files.result)
-        return read_learner(result.learner, result.learner_kwargs, files.learner_pickle)
+        return read_learner(
+            result.learner, result.learner_kwargs, files.learner_pickle, result.definition, workdir
+        )
     meta = read_meta(files.meta)
     if files.checkpoint.exists() and meta is not None and isinstance(meta.get("spec"), dict):
         spec = meta["spec"]
-        return read_learner(spec["learner"], spec["learner_kwargs"], files.checkpoint)
+        return read_learner(
+            spec["learner"],
+            spec["learner_kwargs"],
+            files.checkpoint,
+            spec.get("definition"),
+            workdir,
+        )
     raise KeyError(f"learner {name!r} has no result and no checkpoint in {Path(workdir)}")
 
 
@@ -78,7 +97,8 @@ def _value(text: str):
 
 def _params(name: str) -> dict:
     """A learner's grid point from its name (`sweep/p1~v1/p2~v2`)."""
-    return {key: _value(text) for key, text in (p.split("~", 1) for p in name.split("/")[1:])}
+    parts = [part.split("~", 1) for part in name.split("/")[1:] if "~" in part]
+    return {key: _value(text) for key, text in parts}
 
 
 def load_results(sweep: str | None = None, workdir: str | os.PathLike = ".") -> pd.DataFrame:

@@ -25,6 +25,7 @@ class Result:
     attempts: int
     restored_npoints: int  # points present when the last attempt began
     fingerprint: str  # the learner's definition (specs.parse.definition_fingerprint)
+    definition: str | None = None  # a learner built in Python, pickled (specs.python_sweeps)
 
     def write(self, path: str | os.PathLike) -> None:
         atomic_write_json(path, asdict(self))
@@ -34,6 +35,6 @@ class Result:
         """The result at `path`; ValueError naming the file if it is not one."""
         try:
             data = json.loads(Path(path).read_text())
-            return cls(**{f.name: data[f.name] for f in fields(cls)})
+            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path} is not a learner result ({error!r})") from None

@@ -78,6 +78,9 @@ class LearnerSpec:
     sweep_fingerprint: str
     # executor dask: the running cluster's scheduler file (as written in learners.yaml)
     scheduler_file: str | None = None
+    # A learner built in Python: its fresh learner, cloudpickled, base64 (specs.python_sweeps)
+    definition: str | None = None
+    import_from: str | None = None  # import_data: the adaptive data file to start from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -229,6 +232,66 @@ def _normalized_resources(resources_: dict) -> dict:
     return normalized
 
 
+# What a sweep built in Python replaces; refused if the sweep also sets them itself.
+_YAML_DEFINITION_KEYS = ("function", "learner", "learner_kwargs", "combos", "fixed")
+
+
+def _python_sweep_specs(
+    path: Path, sweep: str, settings: dict, own: dict, python_sweeps
+) -> list[LearnerSpec]:
+    def fail(key: str, message: str):
+        raise ConfigError(f"{path}: sweep {sweep!r}, key {key!r}: {message}")
+
+    both = [key for key in _YAML_DEFINITION_KEYS if key in own]
+    if both:
+        fail(both[0], "a sweep gives either `learners` (built in Python) or function/learner")
+    if sweep in RESERVED_SWEEPS:
+        fail("name", f"{sweep!r} is reserved (results/{sweep}); choose another sweep name")
+    for key in ("save_interval", "log_interval"):
+        settings[key] = parse_duration(settings[key])
+    _check_executor(settings, fail)
+    if python_sweeps is None:
+        from adaptive_snakemake.specs.python_sweeps import build as python_sweeps
+    entries = python_sweeps(path, sweep, settings)
+    goal = _normalized_goal(settings["goal"])
+    try:
+        resources_ = _normalized_resources(settings["resources"])
+    except ValueError as error:
+        fail("resources.slurm_extra", str(error))
+    # Any learner's change reruns the sweep; unchanged learners continue from their data.
+    sweep_fingerprint = _hash([settings["learners"], goal, [e["fingerprint"] for e in entries]])
+    for entry in entries:
+        if len(entry["name"]) > MAX_NAME or any(
+            len(part) > MAX_NAME_PART for part in entry["name"].split("/")
+        ):
+            fail("fnames", f"the name {entry['name'][:60]!r}... is too long")
+    return [
+        LearnerSpec(
+            name=entry["name"],
+            sweep=sweep,
+            params={},
+            function=settings["learners"],
+            learner=entry["learner"],
+            learner_kwargs={},
+            fixed={},
+            executor=settings["executor"],
+            tasks=settings["tasks"],
+            goal=goal,
+            save_interval=settings["save_interval"],
+            log_interval=settings["log_interval"],
+            resources=resources_,
+            fingerprint=entry["fingerprint"],
+            sweep_fingerprint=sweep_fingerprint,
+            retries_on_error=settings["retries_on_error"],
+            point_retries=settings["point_retries"],
+            after=settings["after"],
+            definition=entry["definition"],
+            import_from=entry["import_from"],
+        )
+        for entry in entries
+    ]
+
+
 def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
     def fail(key: str, message: str):
         raise ConfigError(f"{path}: sweep {sweep!r}, key {key!r}: {message}")
@@ -369,9 +432,17 @@ def _check_executor(settings: dict, fail) -> None:
 
 
 def parse_specs(
-    document, path: str | Path = "learners.yaml", max_learners: int = DEFAULT_MAX_LEARNERS
+    document,
+    path: str | Path = "learners.yaml",
+    max_learners: int = DEFAULT_MAX_LEARNERS,
+    python_sweeps=None,
 ) -> list[LearnerSpec]:
-    """Specs of every learner in an already-loaded learners.yaml document."""
+    """Specs of every learner in an already-loaded learners.yaml document.
+
+    `python_sweeps(path, sweep, settings)`: the learners of a sweep built in Python
+    (specs.python_sweeps.build, which imports user code, by default; the workflow passes
+    specs.python_sweeps.from_manifest in every process but the main one).
+    """
     path = Path(path)
     _validate_schema(path, document)
     defaults = document.get("defaults") or {}
@@ -381,7 +452,11 @@ def parse_specs(
     _check_grid_sizes(path, merged, max_learners)
     specs: list[LearnerSpec] = []
     for sweep, settings in merged.items():
-        specs.extend(_sweep_specs(path, sweep, settings))
+        own = document["sweeps"][sweep]
+        if "learners" in own:
+            specs.extend(_python_sweep_specs(path, sweep, settings, own, python_sweeps))
+        else:
+            specs.extend(_sweep_specs(path, sweep, settings))
     _check_cluster_settings_everywhere(path, specs)
     _check_names(path, specs)
     _check_dependencies(path, merged)
@@ -476,6 +551,8 @@ def _check_cluster_settings_everywhere(path: Path, specs: list[LearnerSpec]) -> 
             )
 
 
-def load_specs(path: str | Path, max_learners: int = DEFAULT_MAX_LEARNERS) -> list[LearnerSpec]:
+def load_specs(
+    path: str | Path, max_learners: int = DEFAULT_MAX_LEARNERS, python_sweeps=None
+) -> list[LearnerSpec]:
     """Specs of every learner in the learners.yaml at `path`; ConfigError if it is invalid."""
-    return parse_specs(load_yaml(path), path, max_learners)
+    return parse_specs(load_yaml(path), path, max_learners, python_sweeps)

@@ -25,14 +25,14 @@ from adaptive_snakemake.job.learners import (
 from adaptive_snakemake.specs.parse import LearnerSpec
 
 
-class _SweepProblem(Exception):
+class SweepProblem(Exception):
     def __init__(self, key: str, message: str):
         super().__init__(message)
         self.key = key
 
 
-def _import(reference: str, key: str):
-    """The user's object named by "module:attribute"; _SweepProblem for `key` if it fails."""
+def import_user_object(reference: str, key: str):
+    """The user's object named by "module:attribute"; SweepProblem for `key` if it fails."""
     module_name = reference.partition(":")[0]
     try:
         # What the module prints while being imported (argparse's usage on an exit, say)
@@ -41,16 +41,16 @@ def _import(reference: str, key: str):
             return import_function(reference)
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
-            raise _SweepProblem(
+            raise SweepProblem(
                 key,
                 f"cannot import {reference!r}: no module named {error.name!r} "
                 f"(is it importable from {Path.cwd()}?)",
             ) from None
-        raise _SweepProblem(key, f"importing {module_name!r} failed: {error!r}") from None
+        raise SweepProblem(key, f"importing {module_name!r} failed: {error!r}") from None
     except AttributeError as error:
-        raise _SweepProblem(key, f"cannot import {reference!r}: {error}") from None
+        raise SweepProblem(key, f"cannot import {reference!r}: {error}") from None
     except SystemExit as error:
-        raise _SweepProblem(
+        raise SweepProblem(
             key,
             f"importing {module_name!r} exited (SystemExit({error.code!r})): does it parse "
             "arguments or call sys.exit at import? Put that under "
@@ -58,7 +58,7 @@ def _import(reference: str, key: str):
         ) from None
     except Exception as error:
         last = traceback.extract_tb(error.__traceback__)[-1]
-        raise _SweepProblem(
+        raise SweepProblem(
             key,
             f"importing {module_name!r} raised {type(error).__name__}: {error} "
             f"({last.filename}, line {last.lineno})",
@@ -66,9 +66,9 @@ def _import(reference: str, key: str):
 
 
 def _check_function(spec: LearnerSpec):
-    function = _import(spec.function, "function")
+    function = import_user_object(spec.function, "function")
     if not callable(function):
-        raise _SweepProblem("function", f"{spec.function!r} is not callable")
+        raise SweepProblem("function", f"{spec.function!r} is not callable")
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):
@@ -78,7 +78,7 @@ def _check_function(spec: LearnerSpec):
         signature.bind_partial(None, **names)
     except TypeError as error:
         key = "combos" if set(spec.params) else "fixed"
-        raise _SweepProblem(
+        raise SweepProblem(
             key, f"{spec.function} does not accept these arguments: {error}"
         ) from None
 
@@ -87,10 +87,10 @@ def _pair(value, where: str) -> tuple[float, float]:
     ok = isinstance(value, list | tuple) and len(value) == 2
     ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     if not ok:
-        raise _SweepProblem(where, f"expected [low, high] with two numbers, got {value!r}")
+        raise SweepProblem(where, f"expected [low, high] with two numbers, got {value!r}")
     low, high = value
     if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
-        raise _SweepProblem(where, f"expected finite low < high, got {value!r}")
+        raise SweepProblem(where, f"expected finite low < high, got {value!r}")
     return low, high
 
 
@@ -99,16 +99,16 @@ def _check_bounds(spec: LearnerSpec, dimension: int | None) -> None:
         return
     bounds = spec.learner_kwargs.get("bounds")
     if bounds is None:
-        raise _SweepProblem("learner_kwargs.bounds", f"{spec.learner} needs bounds")
+        raise SweepProblem("learner_kwargs.bounds", f"{spec.learner} needs bounds")
     if dimension == 1:
         _pair(bounds, "learner_kwargs.bounds")
         return
     if not isinstance(bounds, list | tuple) or not bounds:
-        raise _SweepProblem(
+        raise SweepProblem(
             "learner_kwargs.bounds", f"expected a list of [low, high] pairs, got {bounds!r}"
         )
     if dimension > 0 and len(bounds) != dimension:
-        raise _SweepProblem(
+        raise SweepProblem(
             "learner_kwargs.bounds",
             f"{spec.learner} needs {dimension} [low, high] pairs, got {len(bounds)}",
         )
@@ -118,11 +118,11 @@ def _check_bounds(spec: LearnerSpec, dimension: int | None) -> None:
 
 def _learner_class(spec: LearnerSpec):
     if ":" in spec.learner:
-        cls = _import(spec.learner, "learner")
+        cls = import_user_object(spec.learner, "learner")
     elif spec.learner in LEARNER_KINDS:
         cls = learner_class(spec.learner)
     else:
-        raise _SweepProblem(
+        raise SweepProblem(
             "learner",
             f"unknown learner {spec.learner!r} (choose from {sorted(LEARNER_KINDS)}, "
             'or your own class as "module:Class")',
@@ -130,7 +130,7 @@ def _learner_class(spec: LearnerSpec):
     from adaptive.learner.base_learner import BaseLearner
 
     if not (isinstance(cls, type) and issubclass(cls, BaseLearner)):
-        raise _SweepProblem(
+        raise SweepProblem(
             "learner", f"{spec.learner!r} is not a subclass of adaptive's BaseLearner"
         )
     return cls
@@ -144,7 +144,7 @@ def _check_learner(spec: LearnerSpec) -> None:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
     for key in spec.learner_kwargs:
         if key not in parameters and not takes_any:
-            raise _SweepProblem(
+            raise SweepProblem(
                 f"learner_kwargs.{key}",
                 f"{spec.learner} has no argument {key!r} (it takes {', '.join(parameters)})",
             )
@@ -155,19 +155,19 @@ def _check_learner(spec: LearnerSpec) -> None:
             inspect.Parameter.KEYWORD_ONLY,
         )
         if required and name not in spec.learner_kwargs:
-            raise _SweepProblem(f"learner_kwargs.{name}", f"{spec.learner} needs {name!r}")
+            raise SweepProblem(f"learner_kwargs.{name}", f"{spec.learner} needs {name!r}")
     # A learner of the user's own kind (no adaptive base we know): building it is the check.
     if kind is not None:
         _check_bounds(spec, kind.needs_bounds)
     if kind is not None and kind.loss_kwarg and kind.loss_kwarg in spec.learner_kwargs:
         try:
             resolve_loss(kind, spec.learner_kwargs[kind.loss_kwarg])
-        except _SweepProblem:
+        except SweepProblem:
             raise
         except (ValueError, TypeError, KeyError, ImportError, AttributeError) as error:
-            raise _SweepProblem(f"learner_kwargs.{kind.loss_kwarg}", str(error)) from None
+            raise SweepProblem(f"learner_kwargs.{kind.loss_kwarg}", str(error)) from None
     if not spec.goal and not hasattr(cls, "done"):
-        raise _SweepProblem(
+        raise SweepProblem(
             "goal",
             f"empty, and a {spec.learner} never finishes by itself: set npoints, loss or duration",
         )
@@ -179,7 +179,7 @@ def _check_sweep(spec: LearnerSpec) -> None:
     try:
         build_learner(spec)
     except Exception as error:
-        raise _SweepProblem(
+        raise SweepProblem(
             "learner_kwargs", f"{spec.learner} refused them: {type(error).__name__}: {error}"
         ) from None
 
@@ -189,12 +189,12 @@ def check_specs(specs: list[LearnerSpec], path: str | Path) -> None:
     problems = []
     checked: set[str] = set()
     for spec in specs:
-        if spec.sweep in checked:
-            continue
+        if spec.sweep in checked or spec.definition is not None:
+            continue  # a sweep built in Python was checked while it was built
         checked.add(spec.sweep)
         try:
             _check_sweep(spec)
-        except _SweepProblem as problem:
+        except SweepProblem as problem:
             problems.append(f"{path}: sweep {spec.sweep!r}, key {problem.key!r}: {problem}")
     if problems:
         raise ConfigError("\n".join(problems))
