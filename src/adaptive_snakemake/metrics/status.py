@@ -241,6 +241,7 @@ def sweep_progress(frame: pd.DataFrame, reader: StatusReader, now: float) -> pd.
     and an ETA (remaining points / current rate; without an npoints goal, remaining
     learners at the rate learners finished since the run was planned)."""
     rows = []
+    run_done = int((frame["state"] == "done").sum())
     sweeps = frame["name"].str.split("/").str[0]
     for sweep, part in frame.groupby(sweeps, sort=True):
         counts = part["state"].value_counts()
@@ -260,9 +261,11 @@ def sweep_progress(frame: pd.DataFrame, reader: StatusReader, now: float) -> pd.
         elif goal and rate > 0:
             remaining = (goal - npoints[unfinished.index]).clip(lower=0).sum()
             eta = float(remaining) / rate
-        elif reader.plan is not None and row["done"] and now > reader.plan.planned_at:
-            per_learner = (now - reader.plan.planned_at) / row["done"]
-            eta = per_learner * len(unfinished)
+        elif reader.plan is not None and now > reader.plan.planned_at and run_done:
+            # Learners done per second since the run was planned (this sweep's, else the
+            # whole run's): the sweep's remaining learners at that pace.
+            done = row["done"] or run_done
+            eta = (now - reader.plan.planned_at) / done * len(unfinished)
         row["eta_s"] = eta
         row["eta"] = pd.to_datetime(now + eta, unit="s", utc=True) if math.isfinite(eta) else pd.NaT
         rows.append(row)
@@ -357,19 +360,41 @@ def _fmt_duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
+def _progress_text(row) -> str:
+    """done, ETA, the other states, points against the goal, rate: most important first, so
+    that a narrow terminal cuts the least important."""
+    parts = [f"{row.done:,}/{row.learners:,} done"]
+    parts.append("finished" if row.done == row.learners else f"ETA {_fmt_duration(row.eta_s)}")
+    parts += [
+        f"{getattr(row, s):,} {s}"
+        for s in ("running", "stale", "failed", "pending")
+        if getattr(row, s)
+    ]
+    points = f"{row.npoints:,}"
+    if math.isfinite(row.goal_npoints):
+        points += f"/{row.goal_npoints:,.0f}"
+    parts.append(f"{points} points")
+    if row.rate > 0:
+        parts.append(f"{row.rate:,.3g}/s")
+    return "  ".join(parts)
+
+
 def progress_bars(sweeps: pd.DataFrame, width: int | None = None, max_sweeps: int = 20):
-    """One line per sweep: a bar of its learners by state, then counts, points against the
-    goal and the ETA."""
+    """One line per sweep: a bar of its learners by state, then counts, ETA, points against
+    the goal and the rate."""
     from rich.table import Table
     from rich.text import Text
 
-    bar_width = max(10, min(40, ((width or 100) - 70)))
-    name_width = min(24, max([5, *(len(s) for s in sweeps["sweep"])]))
+    shown = list(sweeps.head(max_sweeps).itertuples(index=False))
+    texts = [_progress_text(row) for row in shown]
+    name_width = min(24, max([5, *(len(row.sweep) for row in shown)]))
+    room = (width or 100) - name_width - max([0, *(len(t) for t in texts)]) - 2
+    bar_width = max(10, min(40, room))
     grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True, max_width=name_width, overflow="ellipsis")
-    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True, min_width=name_width, max_width=name_width, overflow="ellipsis")
+    grid.add_column(no_wrap=True, min_width=bar_width, max_width=bar_width)
     grid.add_column(no_wrap=True, overflow="ellipsis")
-    for row in sweeps.head(max_sweeps).itertuples(index=False):
+    for row, text in zip(shown, texts, strict=True):
         bar = Text()
         cells = 0
         for state in BAR_ORDER:
@@ -380,23 +405,7 @@ def progress_bars(sweeps: pd.DataFrame, width: int | None = None, max_sweeps: in
                 n = 1  # a failed learner among thousands still shows
             bar.append(BAR_CHARS[state] * n, style=STATE_STYLE[state])
             cells += n
-        parts = [f"{row.done:,}/{row.learners:,} done"]
-        parts += [
-            f"{getattr(row, s):,} {s}"
-            for s in ("running", "stale", "failed", "pending")
-            if getattr(row, s)
-        ]
-        points = f"{row.npoints:,}"
-        if math.isfinite(row.goal_npoints):
-            points += f"/{row.goal_npoints:,.0f}"
-        parts.append(f"{points} points")
-        if row.rate > 0:
-            parts.append(f"{row.rate:,.3g}/s")
-        if row.done == row.learners:
-            parts.append("finished")
-        else:
-            parts.append(f"ETA {_fmt_duration(row.eta_s)}")
-        grid.add_row(Text(row.sweep, "bold"), bar, "  ".join(parts))
+        grid.add_row(Text(row.sweep, "bold"), bar, text)
     if len(sweeps) > max_sweeps:
         grid.add_row("", "", Text(f"... {len(sweeps) - max_sweeps} more sweeps", "dim"))
     return grid
