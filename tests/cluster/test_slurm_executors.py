@@ -1,0 +1,134 @@
+"""The ipyparallel and dask-mpi executors through `snakemake --profile profiles/slurm` on the
+real SLURM test cluster, in one run (a SLURM run costs tens of seconds of latency): each
+learner's first job is scancel'ed after a checkpoint (SIGTERM to every process of the job:
+the engines, controller, dask scheduler and workers ignore it, the runner saves and stops
+them), snakemake resubmits it, and the retry resumes and reaches the goal. No ipcluster or
+dask process may be left behind on the node.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests.cluster.accounting import sacct_finished
+from tests.cluster.test_slurm_workflow import (
+    RUN_TIMEOUT_S,
+    assert_one_holder_at_a_time,
+    cancel_leftovers,
+    failed_logs,
+    job_ids_of,
+    kill_snakemake,
+    sacct_steps,
+    slurm_args,
+    slurm_workdir,
+    submissions,
+)
+from tests.workflow_helpers import checkpoint_npoints, read_result, start_snakemake, wait_for
+
+pytestmark = pytest.mark.cluster
+
+LEARNERS = """
+defaults:
+  tasks: 3
+  save_interval: 1
+  log_interval: 2
+  goal: {npoints: 150}
+  resources: {runtime: 10, mem_mb: 1000}
+sweeps:
+  ipp:
+    function: examples.functions:peak
+    learner: Learner1D
+    learner_kwargs: {bounds: [-1, 1]}
+    executor: ipyparallel
+    fixed: {cost: 0.1}
+  daskmpi:
+    function: examples.functions:peak
+    learner: Learner1D
+    learner_kwargs: {bounds: [-1, 1]}
+    executor: dask-mpi
+    fixed: {cost: 0.1}
+"""
+NAMES = ("ipp", "daskmpi")
+
+
+def _cluster_processes(workdir, since: float) -> list[str]:
+    """ipcluster and dask-mpi processes started since the run began, still alive on the
+    (only) node."""
+    left = []
+    for process in psutil.process_iter(["cmdline", "cwd", "create_time"]):
+        if process.info["create_time"] < since:
+            continue
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if ("ipyparallel" in cmdline or "job.executors" in cmdline) or (
+            "adaptive_snakemake.job" in cmdline and process.info["cwd"] == str(workdir)
+        ):
+            left.append(cmdline[:200])
+    return left
+
+
+@pytest.fixture(scope="module")
+def executors_run(slurm_cluster, tmp_path_factory):
+    workdir = slurm_workdir(tmp_path_factory.mktemp("executors"), slurm_cluster, LEARNERS)
+    started, began = time.monotonic(), time.time()
+    run = start_snakemake(workdir, *slurm_args())
+    victims = {}
+    try:
+        for name in NAMES:
+            wait_for(lambda n=name: checkpoint_npoints(workdir, n) >= 20, 240, f"{name} saves")
+            lock = json.loads((workdir / "state" / f"{name}.lock").read_text())
+            victims[name] = lock["job_id"]
+            subprocess.run(["scancel", victims[name]], check=True)
+        code = run.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        if run.poll() is None:
+            kill_snakemake(run)
+        cancel_leftovers(workdir)
+    print(f"executors run took {time.monotonic() - started:.0f} s")
+    output = (workdir / "snakemake.out").read_text()
+    assert code == 0, output[-5000:]
+    return workdir, output, victims, began
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cancelled_job_saves_and_the_retry_resumes_to_the_goal(executors_run, name):
+    workdir, output, victims, _ = executors_run
+    jobs = job_ids_of(output, name)
+    assert jobs[0] == victims[name] and len(jobs) == 2, jobs
+    states = sacct_finished(jobs)
+    assert states[jobs[0]]["State"].startswith("CANCELLED")
+    assert states[jobs[1]]["State"] == "COMPLETED"
+    logs = failed_logs(output, name)
+    assert any("received SIGTERM: saved" in log for log in logs), logs
+    assert not any("the learner failed" in log for log in logs), logs
+    result = read_result(workdir, name)
+    assert result["attempts"] == 2
+    assert result["restored_npoints"] >= 20
+    assert result["npoints"] >= 150
+    assert_one_holder_at_a_time(workdir, name)
+
+
+def test_dask_mpi_runs_as_one_world_under_srun_and_ipyparallel_as_one_task(executors_run):
+    workdir, output, _, _ = executors_run
+    for job_id, rule, name in submissions(output):
+        steps = [s for s in sacct_steps(job_id) if s["JobID"] == f"{job_id}.0"]
+        if name == "daskmpi":
+            assert rule == "learner_mpi"
+            assert steps and steps[0]["NTasks"] == "3", steps  # scheduler, runner, worker
+        else:
+            assert rule == "learner"  # one task: the runner starts its engines itself
+            assert steps and steps[0]["NTasks"] == "1", steps
+    log = (workdir / "logs" / "learners" / "ipp.log").read_text()
+    assert "ipcluster up: controller and 2 engines" in log
+
+
+def test_no_cluster_process_outlives_its_job(executors_run):
+    workdir, _, _, began = executors_run
+    deadline = time.monotonic() + 15
+    while _cluster_processes(workdir, began) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not _cluster_processes(workdir, began)
