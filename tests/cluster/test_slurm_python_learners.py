@@ -35,11 +35,20 @@ def f(x, a=1.0):
     return a * x**2
 
 
+def g(x):
+    return {"y": x**3, "x_again": x}
+
+
+def half_uniform_loss(xs, ys):
+    return adaptive.learner.learner1D.uniform_loss(xs, ys) / 2
+
+
 learners = [
-    adaptive.Learner1D(functools.partial(f, a=2.0), (-1, 1)),
+    adaptive.Learner1D(functools.partial(f, a=2.0), (-1, 1), loss_per_interval=half_uniform_loss),
     adaptive.BalancingLearner([adaptive.Learner1D(f, (-1, 1)), adaptive.Learner1D(f, (0, 2))]),
+    adaptive.DataSaver(adaptive.Learner1D(g, (-1, 1)), arg_picker=lambda d: d["y"]),
 ]
-fnames = ["data/single", "data/balanced"]
+fnames = ["data/single", "data/balanced", "data/saver"]
 """
 LEARNERS = """
 sweeps:
@@ -60,13 +69,15 @@ def test_python_built_sweep_runs_on_slurm_without_rebuilding_in_jobs(slurm_clust
     (workdir / "userlearners.py").write_text(USER)
     code, output = run_slurm(workdir)
     assert code == 0, output[-5000:]
-    for name in ("py/data/single", "py/data/balanced"):
+    for name in ("py/data/single", "py/data/balanced", "py/data/saver"):
         assert read_result(workdir, name)["npoints"] >= 40
         assert len(job_ids_of(output, name)) == 1
     assert type(load_learner("py/data/balanced", workdir)).__name__ == "BalancingLearner"
+    saver = load_learner("py/data/saver", workdir)
+    assert all(extra["x_again"] == x for x, extra in saver.extra_data.items())
     builds = (workdir / "builds.log").read_text().splitlines()
     # The user's module was imported by the main snakemake (to build the learners) and
     # by each learner job (for its function), never by the snakemake inside a job.
     in_jobs = [line for line in builds if not line.startswith("main ")]
-    assert len(in_jobs) == 2, builds  # one per learner job
+    assert len(in_jobs) == 3, builds  # one per learner job
     assert all("adaptive_snakemake/job/__main__.py --spec" in line for line in in_jobs), builds
