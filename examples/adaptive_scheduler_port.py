@@ -1,5 +1,5 @@
 """adaptive-scheduler's README example, ported unchanged: the learners and fnames are
-built in Python exactly as there; config/learners-from-python.yaml runs them.
+built in Python exactly as there; examples/adaptive_scheduler_port.yaml runs them.
 
     snakemake --config learners=examples/adaptive_scheduler_port.yaml
 """
@@ -10,10 +10,10 @@ import time
 import adaptive
 
 
-def h(x, width=0.01, offset=0.0, pow=1, a=0.1, cost=0.01):
-    """A peak on a power law; `cost` seconds of "work" per point."""
+def h(x, pow, a, cost=0.01):
+    """adaptive-scheduler's README function, with `cost` seconds of "work" per point."""
     time.sleep(cost)
-    return x**pow + a * width**2 / (width**2 + (x - offset) ** 2)
+    return a * x**pow
 
 
 combos = adaptive.utils.named_product(pow=range(10), a=[0.1, 0.5])
