@@ -192,18 +192,28 @@ def _shared_norm(kind: str, learners):
 
 
 def draw_sweep_learners(
-    specs: Sequence[LearnerSpec], learners: Sequence, title: str | None = None
+    specs: Sequence[LearnerSpec],
+    learners: Sequence,
+    title: str | None = None,
+    total: int | None = None,
 ) -> bytes:
-    """PNG of a sweep from its learners (None for a learner without data yet)."""
+    """PNG of a sweep from its learners (None for a learner without data yet). `total`: the
+    sweep's number of learners when only the first ones are given."""
     pairs = [(s, x) for s, x in zip(specs, learners, strict=True) if x is not None]
     kind = specs[0].learner
     sweep = specs[0].sweep
     done = len(pairs)
-    heading = title or f"sweep {sweep}: {len(specs)} learner(s), {kind}"
+    heading = title or f"sweep {sweep}: {total or len(specs)} learner(s), {kind}"
+    if total and total > len(specs):
+        heading += f"; the first {len(specs)} drawn"
     if done < len(specs):
         heading += f" ({len(specs) - done} without data yet)"
     if kind == "AverageLearner":
-        figure, axes = plt.subplots(figsize=(max(5, 0.35 * done + 2), 4))
+        if done > MAX_PANELS:
+            heading += f"; first {MAX_PANELS} shown"
+            pairs = pairs[:MAX_PANELS]
+            done = MAX_PANELS
+        figure, axes = plt.subplots(figsize=(max(5, min(0.2 * done + 2, 22)), 4))
         for position, (_spec, learner) in enumerate(pairs):
             _draw_average(learner, axes, position=position)
         axes.set_xticks(range(done))
@@ -253,12 +263,16 @@ def draw_sweep_learners(
 
 
 def draw_sweep(specs: list[LearnerSpec], learner_files: list[str | Path]) -> bytes:
-    """PNG bytes of the sweep from its saved learners."""
+    """PNG bytes of the sweep from its saved learners: all of them for an overlay, the
+    first MAX_PANELS otherwise (a sweep of 10,000 is not read whole for 100 panels)."""
+    kind = specs[0].learner
+    count = len(specs) if kind in ONE_D | {"SequenceLearner"} and len(specs) <= MAX_OVERLAY else 0
+    count = count or min(len(specs), MAX_PANELS)
     learners = [
         read_learner(s.learner, s.learner_kwargs, f, s.definition)
-        for s, f in zip(specs, learner_files, strict=True)
+        for s, f in zip(specs[:count], learner_files[:count], strict=True)
     ]
-    return draw_sweep_learners(specs, learners)
+    return draw_sweep_learners(specs[:count], learners, total=len(specs))
 
 
 def write_sweep_plot(specs, learner_files, output: str | Path) -> None:

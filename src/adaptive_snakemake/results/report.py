@@ -271,15 +271,20 @@ def sweep_report(specs, workdir: str | os.PathLike = ".", max_plots: int = MAX_L
     from adaptive_snakemake.results.plots import draw_sweep_learners, label_of, learner_png
 
     entries = [learner_entry(spec, workdir) for spec in specs]
-    learners = [load_entry_learner(entry, workdir) for entry in entries]
-    picture = draw_sweep_learners(specs, learners)
+    # Only the first max_plots learners are read: their pages' pictures and the sweep's.
+    learners = [
+        load_entry_learner(entry, workdir) if index < max_plots else None
+        for index, entry in enumerate(entries)
+    ]
+    drawn = min(len(specs), max_plots)
+    picture = draw_sweep_learners(specs[:drawn], learners[:drawn], total=len(specs))
     sections = []
     for index, (spec, entry, learner) in enumerate(zip(specs, entries, learners, strict=True)):
         png = None
         note = ""
-        if learner is not None and index < max_plots:
+        if learner is not None:
             png = learner_png(spec, learner, title=f"{spec.sweep}: {label_of(spec)}")
-        elif learner is not None:
+        elif index >= max_plots and entry.state != "not started":
             note = f"pictures are drawn for the first {max_plots} learners of a sweep"
         sections.append(learner_page(entry, png, note))
     sweep = specs[0].sweep
