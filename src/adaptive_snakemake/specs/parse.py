@@ -232,6 +232,28 @@ def _normalized_resources(resources_: dict) -> dict:
     return normalized
 
 
+def _run_settings(settings: dict, fail) -> dict:
+    """How every learner of a sweep runs (LearnerSpec fields shared by both kinds of sweep),
+    checked and normalised."""
+    _check_executor(settings, fail)
+    try:
+        resources_ = _normalized_resources(settings["resources"])
+    except ValueError as error:
+        fail("resources.slurm_extra", str(error))
+    return {
+        "executor": settings["executor"],
+        "tasks": settings["tasks"],
+        "goal": _normalized_goal(settings["goal"]),
+        "save_interval": parse_duration(settings["save_interval"]),
+        "log_interval": parse_duration(settings["log_interval"]),
+        "resources": resources_,
+        "retries_on_error": settings["retries_on_error"],
+        "point_retries": settings["point_retries"],
+        "after": settings["after"],
+        "scheduler_file": settings.get("scheduler_file"),
+    }
+
+
 # What a sweep built in Python replaces; refused if the sweep also sets them itself.
 _YAML_DEFINITION_KEYS = ("function", "learner", "learner_kwargs", "combos", "fixed")
 
@@ -247,19 +269,13 @@ def _python_sweep_specs(
         fail(both[0], "a sweep gives either `learners` (built in Python) or function/learner")
     if sweep in RESERVED_SWEEPS:
         fail("name", f"{sweep!r} is reserved (results/{sweep}); choose another sweep name")
-    for key in ("save_interval", "log_interval"):
-        settings[key] = parse_duration(settings[key])
-    _check_executor(settings, fail)
+    run = _run_settings(settings, fail)
     if python_sweeps is None:
         from adaptive_snakemake.specs.python_sweeps import build as python_sweeps
     entries = python_sweeps(path, sweep, settings)
-    goal = _normalized_goal(settings["goal"])
-    try:
-        resources_ = _normalized_resources(settings["resources"])
-    except ValueError as error:
-        fail("resources.slurm_extra", str(error))
     # Any learner's change reruns the sweep; unchanged learners continue from their data.
-    sweep_fingerprint = _hash([settings["learners"], goal, [e["fingerprint"] for e in entries]])
+    fingerprints = [e["fingerprint"] for e in entries]
+    sweep_fingerprint = _hash([settings["learners"], run["goal"], fingerprints])
     for entry in entries:
         if len(entry["name"]) > MAX_NAME or any(
             len(part) > MAX_NAME_PART for part in entry["name"].split("/")
@@ -274,19 +290,11 @@ def _python_sweep_specs(
             learner=entry["learner"],
             learner_kwargs={},
             fixed={},
-            executor=settings["executor"],
-            tasks=settings["tasks"],
-            goal=goal,
-            save_interval=settings["save_interval"],
-            log_interval=settings["log_interval"],
-            resources=resources_,
             fingerprint=entry["fingerprint"],
             sweep_fingerprint=sweep_fingerprint,
-            retries_on_error=settings["retries_on_error"],
-            point_retries=settings["point_retries"],
-            after=settings["after"],
             definition=entry["definition"],
             import_from=entry["import_from"],
+            **run,
         )
         for entry in entries
     ]
@@ -299,9 +307,7 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
     for key in REQUIRED_KEYS:
         if key not in settings:
             fail(key, "missing (set it in the sweep or in defaults)")
-    for key in ("save_interval", "log_interval"):
-        settings[key] = parse_duration(settings[key])
-    _check_executor(settings, fail)
+    run = _run_settings(settings, fail)
     clash = set(settings["combos"]) & set(settings["fixed"])
     if clash:
         fail(
@@ -335,13 +341,8 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
     if longest_name > MAX_NAME:
         fail("combos", f"learner names up to {longest_name} characters long; at most {MAX_NAME}")
 
-    goal = _normalized_goal(settings["goal"])
-    try:
-        resources_ = _normalized_resources(settings["resources"])
-    except ValueError as error:
-        fail("resources.slurm_extra", str(error))
     sweep_fingerprint = _hash(
-        [settings[k] for k in ("function", "learner", "learner_kwargs", "fixed")] + [goal]
+        [settings[k] for k in ("function", "learner", "learner_kwargs", "fixed")] + [run["goal"]]
     )
     grid_keys = list(settings["combos"])
     specs = []
@@ -363,18 +364,9 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
                 learner=settings["learner"],
                 learner_kwargs=settings["learner_kwargs"],
                 fixed=settings["fixed"],
-                executor=settings["executor"],
-                tasks=settings["tasks"],
-                goal=goal,
-                save_interval=settings["save_interval"],
-                log_interval=settings["log_interval"],
-                resources=resources_,
-                retries_on_error=settings["retries_on_error"],
-                point_retries=settings["point_retries"],
-                after=settings["after"],
                 fingerprint=fingerprint,
                 sweep_fingerprint=sweep_fingerprint,
-                scheduler_file=settings.get("scheduler_file"),
+                **run,
             )
         )
     return specs
