@@ -29,39 +29,14 @@ from adaptive_snakemake.metrics.reporter import open_reporter
 from adaptive_snakemake.metrics.service import stop_collector
 from adaptive_snakemake.metrics.settings import MonitorSettings
 from adaptive_snakemake.metrics.store import MetricsFile
+from tests.unit.metrics_helpers import (  # noqa: F401 (no_monitor_env: autouse)
+    free_port,
+    local_settings,
+    no_monitor_env,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(autouse=True)
-def no_monitor_env():
-    saved = os.environ.pop(ENV_VAR, None)
-    yield
-    os.environ.pop(ENV_VAR, None)
-    if saved is not None:
-        os.environ[ENV_VAR] = saved
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def local_settings(**changes) -> MonitorSettings:
-    values = dict(host="127.0.0.1", bind="127.0.0.1", port=free_port(), status_interval=0.1)
-    values.update(changes)
-    return MonitorSettings(**values)
-
-
-def wait_for(condition, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def counters(workdir) -> dict:
