@@ -51,3 +51,8 @@ class CountingLearner1D(__import__("adaptive").Learner1D):
 class NotALearner:
     def __init__(self, function):
         pass
+
+
+def no_point():
+    """A function that cannot take the point to evaluate: refused at parse time."""
+    return 1

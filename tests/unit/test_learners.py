@@ -180,6 +180,13 @@ def test_custom_learner_class_and_loss_by_name(tmp_path):
     assert type(loaded).__name__ == "CountingLearner1D" and loaded.npoints == 25
 
 
+def test_function_without_a_parameter_for_the_point_is_blamed_on_function():
+    specs = _custom("Learner1D")
+    spec = specs[0].__class__(**{**specs[0].to_dict(), "function": f"{F}:no_point"})
+    with pytest.raises(ConfigError, match="key 'function'.*no argument for the point"):
+        check_specs([spec], "learners.yaml")
+
+
 @pytest.mark.parametrize(
     ("learner", "kwargs", "key", "words"),
     [

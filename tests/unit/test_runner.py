@@ -258,7 +258,7 @@ def test_no_checkpoint_no_inherited_time(tmp_path):
     assert "is gone (moved aside?)" in output
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "not an object"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not an object", "not UTF-8"])
 def test_checkpoint_without_bookkeeping_is_continued(tmp_path, damage):
     workdir = _interrupted_run(tmp_path)
     saved = _meta(workdir)["npoints"]
@@ -267,8 +267,10 @@ def test_checkpoint_without_bookkeeping_is_continued(tmp_path, damage):
         meta.unlink()
     elif damage == "truncated":
         meta.write_text(meta.read_text()[:10])
-    else:
+    elif damage == "not an object":
         meta.write_text("[1, 2]")
+    else:
+        meta.write_bytes(b"\xff\xfe\x00garbage")
     _set_goal(workdir, f"{{npoints: {saved + 30}}}")
     job = _start_job(workdir)
     output, _ = job.communicate(timeout=60)

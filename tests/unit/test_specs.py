@@ -265,6 +265,26 @@ BAD = [
         "  c: {function: m:f, learner: Learner1D, after: [a]}",
         ["key 'after'", "wait for each other", "a -> b -> c -> a"],
     ),
+    (
+        "NaN save interval",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, save_interval: .nan}",
+        ["sweep 's', key 'save_interval'", "finite"],
+    ),
+    (
+        "infinite loss goal",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, goal: {loss: .inf}}",
+        ["sweep 's', key 'goal.loss'", "finite"],
+    ),
+    (
+        "NaN duration in defaults",
+        "defaults: {goal: {duration: .nan}}\nsweeps:\n  s: {function: m:f, learner: Learner1D}",
+        ["sweep 's', key 'goal.duration'", "finite"],
+    ),
+    (
+        "duplicate key inside a sweep",
+        "sweeps:\n  s:\n    function: m:f\n    function: m:g\n    learner: Learner1D",
+        ["sweep 's', key 'function'", "duplicate key", "line 4"],
+    ),
     ("nesting beyond the limit", "x: " + "[" * 100 + "]" * 100, ["nested deeper than 64"]),
 ]
 

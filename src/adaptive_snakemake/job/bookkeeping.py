@@ -33,14 +33,14 @@ WALLTIME_MARGIN_S = 150
 def read_meta(meta_path: Path) -> dict | None:
     """The checkpoint's bookkeeping; None (with a warning naming the file) if unreadable."""
     try:
-        text = meta_path.read_text()
+        raw = meta_path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as error:
         log.warning("cannot read %s (%s); treating it as missing", meta_path, error)
         return None
     try:
-        meta = json.loads(text)
+        meta = json.loads(raw)  # bytes: not UTF-8 is a ValueError here too
         if not isinstance(meta, dict):
             raise ValueError(f"expected a JSON object, got {type(meta).__name__}")
     except ValueError as error:

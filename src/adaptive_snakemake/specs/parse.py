@@ -232,9 +232,24 @@ def _normalized_resources(resources_: dict) -> dict:
     return normalized
 
 
+# Numbers YAML lets through (.nan, .inf) that the schema's bounds do not catch: a NaN
+# save_interval never saves, a NaN or infinite goal is never met (or met at once).
+_FINITE_KEYS = ("save_interval", "log_interval", "goal.loss", "goal.duration", "resources.runtime")
+
+
+def _check_finite(settings: dict, fail) -> None:
+    for key in _FINITE_KEYS:
+        value = settings
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, float) and not math.isfinite(value):
+            fail(key, f"expected a finite number, got {value!r}")
+
+
 def _run_settings(settings: dict, fail) -> dict:
     """How every learner of a sweep runs (LearnerSpec fields shared by both kinds of sweep),
     checked and normalised."""
+    _check_finite(settings, fail)
     _check_executor(settings, fail)
     try:
         resources_ = _normalized_resources(settings["resources"])

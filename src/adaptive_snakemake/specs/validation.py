@@ -73,6 +73,12 @@ def _check_function(spec: LearnerSpec):
         signature = inspect.signature(function)
     except (TypeError, ValueError):
         return
+    try:
+        signature.bind_partial(None)
+    except TypeError:
+        raise SweepProblem(
+            "function", f"{spec.function} takes no argument for the point to evaluate"
+        ) from None
     names = {**spec.params, **spec.fixed}
     try:
         signature.bind_partial(None, **names)

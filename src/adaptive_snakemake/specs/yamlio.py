@@ -34,12 +34,14 @@ def _construct_mapping(loader, node, deep=False):
             continue  # `<<`: flatten_mapping below merges it; explicit keys win
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
-            raise yaml.constructor.ConstructorError(
+            error = yaml.constructor.ConstructorError(
                 None,
                 None,
                 f"duplicate key {key!r} (first on line {seen[key]})",
                 key_node.start_mark,
             )
+            error.duplicate_key = key
+            raise error
         seen[key] = key_node.start_mark.line + 1
     loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
@@ -80,6 +82,22 @@ def _check_size(path: Path, document) -> None:
         measured[id(value)] = (values, depth)
 
 
+def _sweep_at(text: str, line: int) -> str | None:
+    """The sweep whose definition holds `line` (0-based), for messages; None if none."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: no duplicate check
+    except yaml.YAMLError:
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value == "sweeps" and isinstance(value, yaml.MappingNode):
+            for sweep, body in value.value:
+                if sweep.start_mark.line <= line <= body.end_mark.line:
+                    return sweep.value
+    return None
+
+
 def load_yaml(path: str | Path):
     """The YAML document in `path`; ConfigError naming the file (and line) if it is refused."""
     path = Path(path)
@@ -100,6 +118,13 @@ def load_yaml(path: str | Path):
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
+        sweep = _sweep_at(text, mark.line) if mark else None
+        if sweep is not None and hasattr(error, "duplicate_key"):
+            raise ConfigError(
+                f"{path}{where}: sweep {sweep!r}, key {error.duplicate_key!r}: {problem}"
+            ) from None
+        if sweep is not None:
+            where += f": sweep {sweep!r}"
         raise ConfigError(f"{path}{where}: malformed YAML: {problem}") from None
     _check_size(path, document)
     return document
