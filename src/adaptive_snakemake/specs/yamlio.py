@@ -84,10 +84,10 @@ def _check_size(path: Path, document) -> None:
 
 def _sweep_at(text: str, line: int) -> str | None:
     """The sweep whose definition holds `line` (0-based), for messages; None if none."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: no duplicate check
-    except yaml.YAMLError:
-        return None
+    try:  # nodes only: no duplicate check
+        root = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError):
+        return _sweep_by_indentation(text, line)
     if not isinstance(root, yaml.MappingNode):
         return None
     for key, value in root.value:
@@ -96,6 +96,22 @@ def _sweep_at(text: str, line: int) -> str | None:
                 if sweep.start_mark.line <= line <= body.end_mark.line:
                     return sweep.value
     return None
+
+
+def _sweep_by_indentation(text: str, line: int) -> str | None:
+    """The sweep around `line` by the usual block layout (`sweeps:` then indented names),
+    for documents that cannot even be composed."""
+    sweep, in_sweeps, indent = None, False, None
+    for row in text.splitlines()[: line + 1]:
+        stripped = row.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        depth = len(row) - len(stripped)
+        if depth == 0:
+            in_sweeps, sweep, indent = stripped.startswith("sweeps:"), None, None
+        elif in_sweeps and (indent is None or depth == indent) and ":" in stripped:
+            indent, sweep = depth, stripped.split(":", 1)[0].strip("'\" ")
+    return sweep
 
 
 def load_yaml(path: str | Path):
