@@ -5,7 +5,7 @@ For each executor: a Learner1D on a 10 ms function with 2 workers, run to N poin
   - ours: the real learner job (`python -m adaptive_snakemake.job`, under mpiexec for
     dask-mpi); its time is the result's `elapsed` (the run loop and final save, cluster
     start-up excluded: it is started before the attempt's clock);
-  - bare: adaptive.BlockingRunner(learner, executor=<the same kind of cluster>), timed
+  - bare: adaptive.Runner(learner, executor=<the same kind of cluster>), timed
     around the runner only (cluster start-up excluded as well).
 Efficiency = N x 10 ms / (2 workers x time); the ideal is 1.0. The ratio ours / bare is
 what the loop costs or saves against adaptive's own Runner.
@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 COST = 0.01
 WORKERS = 2
+TIMEOUT_S = 300  # per measurement; a hang is reported, not waited out
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 
@@ -45,19 +46,32 @@ def _function():
 
 
 def _bare_runner(executor, points: int) -> float:
+    """adaptive's (asyncio) Runner, as its documentation runs it on these executors.
+    Not BlockingRunner: with ipyparallel 9 it hung for good in 2 of 3 tries here (its
+    concurrent.futures.wait has no timeout and misses a finished AsyncResult)."""
+    import asyncio
+
     import adaptive
 
     learner = adaptive.Learner1D(_function(), bounds=(-1, 1))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     started = time.monotonic()
-    adaptive.BlockingRunner(learner, executor=executor, npoints_goal=points)
-    return time.monotonic() - started
+    runner = adaptive.Runner(learner, executor=executor, npoints_goal=points, ioloop=loop)
+    loop.run_until_complete(runner.task)
+    seconds = time.monotonic() - started
+    runner.task.result()  # raises what the runner raised
+    return seconds
 
 
 def bare(kind: str, points: int, scheduler_file: str | None) -> None:
     if kind == "ipyparallel":
         import ipyparallel as ipp
 
-        with ipp.Cluster(n=WORKERS, log_level=40) as client:
+        with (
+            tempfile.TemporaryDirectory() as profile,
+            ipp.Cluster(n=WORKERS, log_level=40, profile_dir=profile) as client,
+        ):
             client.wait_for_engines(WORKERS)
             seconds = _bare_runner(client, points)
     elif kind == "dask":
@@ -122,7 +136,9 @@ def ours(kind: str, points: int, scheduler_file: str | None) -> float:
     ):
         command += [option, path]
     env = {**os.environ, "ADAPTIVE_SNAKEMAKE_MONITOR": "off"}
-    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads((workdir / "results" / "s" / "result.json").read_text())["elapsed"]
@@ -134,7 +150,9 @@ def _bare_in_subprocess(kind: str, points: int, scheduler_file: str | None) -> f
     if scheduler_file:
         command += ["--scheduler-file", scheduler_file]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ["PYTHONPATH"]])}
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(done.stderr[-3000:])
