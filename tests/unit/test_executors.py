@@ -176,3 +176,17 @@ def test_stale_scheduler_file_fails_before_the_learner_starts(tmp_path):
     assert f"no dask scheduler answers at tcp://127.0.0.1:{port}" in output
     assert str(stale) in output
     assert not (workdir / "state").exists() or not any((workdir / "state").iterdir())
+
+
+@pytest.mark.timeout(90)
+def test_runner_killed_hard_leaves_no_ipcluster_behind(tmp_path):
+    """kill -9 of the runner (OOM killer, a node's cleanup): its engines and controller
+    notice that their parent is gone and exit, with the controller's schedulers."""
+    workdir = _executor_workflow(tmp_path, "ipyparallel")
+    job = _start(workdir, "ipyparallel")
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 90, "a first checkpoint")
+    processes = _job_processes(job)
+    assert len(processes) >= 4, [p.cmdline() for p in processes]  # runner, controller, 2 engines
+    job.kill()
+    job.communicate(timeout=30)
+    _no_process_left(processes)
