@@ -154,12 +154,20 @@ def _start_dask_mpi(tasks: int) -> bool:
     client = Client()  # dask_mpi set the scheduler address in dask's config
     _OWNED_CLUSTERS.append(_DaskMPICluster(client))
     workers = tasks - 2
-    client.wait_for_workers(workers, timeout=CLUSTER_START_SECONDS)
+    try:
+        client.wait_for_workers(workers, timeout=CLUSTER_START_SECONDS)
+    except (OSError, TimeoutError) as error:
+        raise LauncherError(
+            f"dask-mpi: {workers} worker(s) did not join the scheduler within "
+            f"{CLUSTER_START_SECONDS} s ({type(error).__name__}: {error})"
+        ) from None
     _PREPARED["dask-mpi"] = (client, workers)
     return True
 
 
 class _DaskMPICluster:
+    """The dask cluster on this job's own MPI ranks: stopped with the job."""
+
     def __init__(self, client):
         self.client = client
 
