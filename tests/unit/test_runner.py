@@ -333,7 +333,8 @@ def test_walltime_rule():
     assert is_walltime_stop(3600 - 70, 60)  # SLURM's warning, 60-90 s before the end
     assert not is_walltime_stop(1800, 60)  # scancel or preemption half-way
     assert not is_walltime_stop(3600, None)  # walltime unknown
-    assert not is_walltime_stop(30, 2)  # too early even for a 2 min job
+    assert is_walltime_stop(30, 2)  # a job this short cannot tell: counted as a timeout
+    assert not is_walltime_stop(30, 10)
 
 
 _GIL_HOLDER = '''

@@ -65,8 +65,8 @@ CASES = {
         ["sweep 's', key 'combos'", "colour"],
     ),
     "unknown executor": (
-        "sweeps:\n  s: {function: examples.functions:peak, learner: Learner1D, executor: dask}",
-        ["sweep 's', key 'executor'", "dask"],
+        "sweeps:\n  s: {function: examples.functions:peak, learner: Learner1D, executor: ray}",
+        ["sweep 's', key 'executor'", "ray"],
     ),
     "negative interval": (
         "sweeps:\n  s: {function: examples.functions:peak, learner: Learner1D, save_interval: -1}",

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # jobs through the environment. Tells retries of this run from later runs.
 RUN_ID_ENV = "ADAPTIVE_SNAKEMAKE_RUN_ID"
 # SLURM warns 60-90 s before the time limit (--signal=TERM@60, checked every 30 s); PBS
-# signals at the limit. A stop this close to the walltime is a timeout.
+# signals at the limit; the learner process starts seconds after its job. A stop this close
+# to the walltime is a timeout (for jobs shorter than this margin, every stop is).
 WALLTIME_MARGIN_S = 150
 
 
@@ -60,8 +61,7 @@ def is_walltime_stop(elapsed_s: float, runtime_minutes: float | None) -> bool:
     """Whether a stop signal after `elapsed_s` of a job with this walltime is its timeout."""
     if not runtime_minutes:
         return False
-    runtime_s = runtime_minutes * 60
-    return elapsed_s >= runtime_s - WALLTIME_MARGIN_S and elapsed_s >= runtime_s / 2
+    return elapsed_s >= runtime_minutes * 60 - WALLTIME_MARGIN_S
 
 
 def current_run_id() -> str | None:
