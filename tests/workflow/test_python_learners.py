@@ -114,22 +114,25 @@ def test_python_built_learner_resumes_after_kill_9(tmp_path):
 
     learners = LEARNERS.replace("goal: {npoints: 30}", "goal: {npoints: 400}")
     workdir = _workdir(tmp_path, learners)
-    (workdir / "userlearners.py").write_text(USER_LEARNERS.replace("cost=0.002", "cost=0.02"))
+    # ~10 s of points on 2 workers: the job still runs when the test kills it
+    (workdir / "userlearners.py").write_text(USER_LEARNERS.replace("cost=0.002", "cost=0.05"))
     run = start_snakemake(workdir, "results/py/data/a_2/result.json")
     name = "py/data/a_2"
     try:
         wait_for(lambda: checkpoint_npoints(workdir, name) >= 40, 120, "a checkpoint")
 
-        def job():
+        def job_processes():
+            """The job and its pool workers (forked: the same command line)."""
+            found = []
             for process in psutil.process_iter(["cmdline"]):
                 cmdline = process.info["cmdline"] or []
                 job_of_learner = f"results/{name}/result.json" in cmdline
                 if job_of_learner and "adaptive_snakemake.job" in cmdline:
-                    return process
-            return None
+                    found.append(process)
+            return found
 
-        wait_for(job, 30, "the learner's job")
-        job().send_signal(signal.SIGKILL)
+        for process in wait_for(job_processes, 30, "the learner's job"):
+            process.send_signal(signal.SIGKILL)
         assert run.wait(timeout=300) == 0
     finally:
         if run.poll() is None:
