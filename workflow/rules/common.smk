@@ -53,8 +53,8 @@ if workflow.is_main_process:
 
 
 def _is_mpi(spec):
-    """Learners whose job runs under the MPI launcher (rule learner_mpi)."""
-    return spec.executor in ("mpi4py", "dask-mpi")
+    """Learners whose job gets `tasks` MPI tasks and the MPI launcher (rule learner_mpi)."""
+    return spec.executor in ("mpi4py", "dask-mpi", "ipyparallel")
 
 
 def _names_regex(mpi):
@@ -133,6 +133,11 @@ def get_launcher(wildcards, resources):
     if _is_mpi(spec):
         # dask-mpi: every rank runs the job; dask_mpi.initialize splits them (executors.py)
         workers = " -m mpi4py.futures" if spec.executor == "mpi4py" else ""
+        # ipyparallel: python once; it starts its engines with the launcher (executors.py)
+        if spec.executor == "ipyparallel":
+            from shlex import quote
+
+            return f"env ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER={quote(resources.mpi)} python"
         return f"{resources.mpi} -n {resources.tasks} python{workers}"
     return "python"
 
