@@ -9,6 +9,7 @@ dask process may be left behind on the node.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 
@@ -57,16 +58,15 @@ NAMES = ("ipp", "daskmpi")
 
 
 def _cluster_processes(workdir, since: float) -> list[str]:
-    """ipcluster and dask-mpi processes started since the run began, still alive on the
-    (only) node."""
+    """The learner jobs' processes (runner, ipcluster with its engines under srun, dask-mpi
+    ranks) started since the run began, still alive on the (only) node."""
     left = []
     for process in psutil.process_iter(["cmdline", "cwd", "create_time"]):
         if process.info["create_time"] < since:
             continue
         cmdline = " ".join(process.info["cmdline"] or [])
-        if ("ipyparallel" in cmdline or "job.executors" in cmdline) or (
-            "adaptive_snakemake.job" in cmdline and process.info["cwd"] == str(workdir)
-        ):
+        # The run's own (by their working directory): other tests may run beside it.
+        if "adaptive_snakemake.job" in cmdline and process.info["cwd"] == str(workdir):
             left.append(cmdline[:200])
     return left
 
@@ -112,18 +112,23 @@ def test_cancelled_job_saves_and_the_retry_resumes_to_the_goal(executors_run, na
     assert_one_holder_at_a_time(workdir, name)
 
 
-def test_dask_mpi_runs_as_one_world_under_srun_and_ipyparallel_as_one_task(executors_run):
+def test_dask_mpi_and_ipyparallel_engines_run_as_one_world_under_srun(executors_run):
+    """Both get `tasks` SLURM tasks (rule learner_mpi). dask-mpi's job runs as 3 ranks; the
+    ipyparallel job's python runs once and its 2 engines are the only srun step."""
     workdir, output, _, _ = executors_run
     for job_id, rule, name in submissions(output):
-        steps = [s for s in sacct_steps(job_id) if s["JobID"] == f"{job_id}.0"]
-        if name == "daskmpi":
-            assert rule == "learner_mpi"
-            assert steps and steps[0]["NTasks"] == "3", steps  # scheduler, runner, worker
-        else:
-            assert rule == "learner"  # one task: the runner starts its engines itself
-            assert steps and steps[0]["NTasks"] == "1", steps
+        assert rule == "learner_mpi"
+        steps = [s for s in sacct_steps(job_id) if s["JobID"].startswith(f"{job_id}.")]
+        numbered = [s for s in steps if s["JobID"].split(".")[1].isdigit()]
+        assert len(numbered) == 1, steps
+        expected = "3" if name == "daskmpi" else "2"  # scheduler, runner, worker | engines
+        assert numbered[0]["JobID"] == f"{job_id}.0" and numbered[0]["NTasks"] == expected
     log = (workdir / "logs" / "learners" / "ipp.log").read_text()
-    assert "ipcluster up: controller and 2 engines" in log
+    launched = (
+        r"ipcluster up: controller and 2 engines in [\d.]+ s; the engines are one MPI world of 2 "
+        r"ranks started by `srun --mpi=pmi2 --kill-on-bad-exit=1 -n 2` \(SLURM step 0\) on "
+    )
+    assert re.search(launched, log), log[-3000:]
 
 
 def test_no_cluster_process_outlives_its_job(executors_run):

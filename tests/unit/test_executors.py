@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -82,6 +83,21 @@ def _result(workdir):
     return json.loads((workdir / "results" / "s" / "result.json").read_text())
 
 
+def _assert_engines_under_mpiexec(processes) -> None:
+    """ipyparallel's 2 engines run under `mpiexec -n 2` (the launcher the workflow uses
+    locally): each engine's parent is mpiexec's proxy, a child of mpiexec."""
+    engines = [p for p in processes if p.cmdline()[1:4] == [*ENGINE_MODULE, "ipengine"]]
+    assert len(engines) == 2, [p.cmdline() for p in processes]
+    for engine in engines:
+        launchers = [Path(p.cmdline()[0]).name for p in engine.parents()[:2]]
+        assert launchers[1] == "mpiexec" and "-n" in engine.parents()[1].cmdline(), launchers
+
+
+ENGINE_MODULE = ["-m", "adaptive_snakemake.job.executors"]
+# What the runner logs once its engines are checked to be one MPI world (executors.py).
+ENGINES_UNDER_MPIEXEC = "the engines are one MPI world of 2 ranks started by `mpiexec -n 2`"
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_learner_reaches_its_goal(tmp_path, executor, request):
@@ -90,9 +106,13 @@ def test_learner_reaches_its_goal(tmp_path, executor, request):
     job = _start(workdir, executor)
     wait_for(lambda: (workdir / "state" / "s.json").exists(), 60, "the learner to start")
     processes = _job_processes(job)
+    if executor == "ipyparallel":
+        _assert_engines_under_mpiexec(processes)
     output, _ = job.communicate(timeout=90)
     assert job.returncode == 0, output[-3000:]
     assert _result(workdir)["npoints"] == 60
+    if executor == "ipyparallel":
+        assert ENGINES_UNDER_MPIEXEC in output, output[-3000:]
     _no_process_left(processes)
 
 
@@ -109,6 +129,8 @@ def test_sigterm_to_every_process_saves_and_a_rerun_resumes(tmp_path, executor, 
     processes = _job_processes(job)
     if executor != "dask":
         assert len(processes) >= 3, [p.cmdline() for p in processes]
+    if executor == "ipyparallel":
+        _assert_engines_under_mpiexec(processes)
     for process in processes:
         try:
             process.send_signal(signal.SIGTERM)
@@ -117,6 +139,8 @@ def test_sigterm_to_every_process_saves_and_a_rerun_resumes(tmp_path, executor, 
     output, _ = job.communicate(timeout=60)
     assert job.returncode != 0
     assert "received SIGTERM" in output, output[-3000:]
+    if executor == "ipyparallel":  # mpiexec forwarded the TERM; the engines ignored it
+        assert ENGINES_UNDER_MPIEXEC in output, output[-3000:]
     assert "the learner failed" not in output  # no point lost to a dying worker
     saved = _meta(workdir)["npoints"]
     assert saved > 20
@@ -187,6 +211,28 @@ def test_runner_killed_hard_leaves_no_ipcluster_behind(tmp_path):
     wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 90, "a first checkpoint")
     processes = _job_processes(job)
     assert len(processes) >= 4, [p.cmdline() for p in processes]  # runner, controller, 2 engines
+    _assert_engines_under_mpiexec(processes)  # not the runner's children: they watch it
     job.kill()
     job.communicate(timeout=30)
+    _no_process_left(processes)
+
+
+@pytest.mark.timeout(60)
+def test_engines_that_do_not_register_fail_before_the_learner_starts(tmp_path, monkeypatch):
+    """A launcher that ends without starting the engines: a clear error naming it, exit 2
+    (not a failure of the learner's code), nothing written, no process left."""
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER", "false --no-engines")
+    workdir = _executor_workflow(tmp_path, "ipyparallel", goal="{npoints: 20}")
+    job = _start(workdir, "ipyparallel")
+    time.sleep(1)
+    processes = _job_processes(job)
+    output, _ = job.communicate(timeout=45)
+    assert job.returncode == 2, output[-3000:]
+    assert (
+        "only 0 of 2 ipyparallel engines registered with the controller (the launcher ended)"
+        in output
+    )
+    assert "`false --no-engines -n 2 ipengine`" in output
+    assert not (workdir / "state" / "s.pickle").exists()
+    assert not (workdir / "results").exists()
     _no_process_left(processes)
