@@ -2,8 +2,10 @@
 real SLURM test cluster, in one run (a SLURM run costs tens of seconds of latency): each
 learner's first job is scancel'ed after a checkpoint (SIGTERM to every process of the job:
 the engines, controller, dask scheduler and workers ignore it, the runner saves and stops
-them), snakemake resubmits it, and the retry resumes and reaches the goal. No ipcluster or
-dask process may be left behind on the node.
+them), snakemake resubmits it, and the retry resumes and reaches the goal. Both are MPI
+jobs: dask-mpi's ranks and ipyparallel's engines are one srun step each. No ipcluster or
+dask process may be left behind on the node. Engines that srun starts as separate programs
+(no --mpi) are refused before the learner starts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 
 import psutil
@@ -29,7 +32,14 @@ from tests.cluster.test_slurm_workflow import (
     slurm_workdir,
     submissions,
 )
-from tests.workflow_helpers import checkpoint_npoints, read_result, start_snakemake, wait_for
+from tests.unit.test_runner import _job_arguments, _workflow
+from tests.workflow_helpers import (
+    checkpoint_npoints,
+    environment,
+    read_result,
+    start_snakemake,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -136,4 +146,30 @@ def test_no_cluster_process_outlives_its_job(executors_run):
     deadline = time.monotonic() + 15
     while _cluster_processes(workdir, began) and time.monotonic() < deadline:
         time.sleep(1)
+    assert not _cluster_processes(workdir, began)
+
+
+def test_engines_started_as_separate_programs_are_refused(slurm_cluster, tmp_path):
+    """`srun` without --mpi starts the engines as separate programs of world size 1: the job
+    (in an allocation of 3 tasks) refuses them before the learner starts, naming the setting
+    to fix, and leaves no process behind."""
+    workdir = _workflow(tmp_path, goal="{npoints: 20}", executor="ipyparallel", tasks=3)
+    env = environment()
+    env.update(ADAPTIVE_SNAKEMAKE_MONITOR="off", ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER="srun")
+    began = time.time()
+    allocation = ["salloc", "-n", "3", "-t", "5", "-A", slurm_cluster.account]
+    job = subprocess.run(
+        [*allocation, "-p", slurm_cluster.partition, sys.executable, *_job_arguments(workdir)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = job.stdout + job.stderr
+    assert job.returncode == 2, output[-3000:]
+    assert "the 2 ipyparallel engines are not one MPI world (world sizes [1]" in output, output
+    assert "set resources mpi to 'srun --mpi=pmi2'" in output
+    assert not (workdir / "state" / "s.pickle").exists()
+    assert not (workdir / "results").exists()
     assert not _cluster_processes(workdir, began)

@@ -236,3 +236,23 @@ def test_engines_that_do_not_register_fail_before_the_learner_starts(tmp_path, m
     assert not (workdir / "state" / "s.pickle").exists()
     assert not (workdir / "results").exists()
     _no_process_left(processes)
+
+
+@pytest.mark.timeout(90)
+def test_a_dead_engine_stops_the_learner_saved_for_a_retry(tmp_path):
+    """An engine killed (OOM killer, a crash in the function) ends the launcher and every
+    engine, as a dead rank ends an MPI job: the runner saves and exits, instead of waiting
+    for engines until its walltime; nothing is left running."""
+    workdir = _executor_workflow(tmp_path, "ipyparallel")
+    job = _start(workdir, "ipyparallel")
+    wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 90, "a first checkpoint")
+    processes = _job_processes(job)
+    engine = next(p for p in processes if p.cmdline()[1:4] == [*ENGINE_MODULE, "ipengine"])
+    engine.kill()
+    output, _ = job.communicate(timeout=60)
+    assert job.returncode == 128 + signal.SIGUSR1, output[-3000:]
+    assert "the ipyparallel engines ended while the learner ran" in output, output[-3000:]
+    assert "received SIGUSR1: saved" in output
+    assert "the learner failed" not in output  # not a code failure: a retry resumes it
+    assert _meta(workdir)["npoints"] > 20
+    _no_process_left(processes)

@@ -334,6 +334,7 @@ class _IPCluster:
         self.client = None
         self.engines = engines
         self.world: list[dict] = []
+        self._stopping = threading.Event()
 
     def start(self):
         """The connected client, once every engine has registered and the engines are
@@ -358,7 +359,32 @@ class _IPCluster:
             f" (SLURM step {step})" if step is not None else "",
             ", ".join(hosts),
         )
+        threading.Thread(target=self._watch_engines, daemon=True).start()
         return self.client
+
+    def _watch_engines(self) -> None:
+        """An engine that dies (a crash in the function, the OOM killer, a lost node) ends
+        its launcher and with it every engine (srun --kill-on-bad-exit, mpiexec), as a dead
+        rank ends an MPI job. The learner then stops as on a stop signal (SIGUSR1): it saves
+        and the job fails, so that a retry resumes it, instead of waiting for engines until
+        its walltime."""
+        import psutil
+
+        launcher = self._engine_set().process
+        while not self._stopping.wait(1):
+            with contextlib.suppress(psutil.Error):
+                if launcher.is_running() and launcher.status() != psutil.STATUS_ZOMBIE:
+                    continue
+            if self._stopping.is_set():
+                return
+            log.error(
+                "the ipyparallel engines ended while the learner ran (their launcher `%s` "
+                "exited: an engine crashed or was killed); stopping the learner so that a "
+                "retry resumes it",
+                shlex.join(self.launcher),
+            )
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return
 
     def _engine_set(self):
         return next(iter(self.cluster.engines.values()), None)
@@ -402,6 +428,7 @@ class _IPCluster:
     def stop(self) -> None:
         import psutil
 
+        self._stopping.set()
         processes = []
         with contextlib.suppress(Exception):
             processes = self._processes()
