@@ -212,9 +212,13 @@ def test_runner_killed_hard_leaves_no_ipcluster_behind(tmp_path):
     processes = _job_processes(job)
     assert len(processes) >= 4, [p.cmdline() for p in processes]  # runner, controller, 2 engines
     _assert_engines_under_mpiexec(processes)  # not the runner's children: they watch it
+    (controller,) = [p for p in processes if p.ppid() == job.pid and "ipcontroller" in p.cmdline()]
+    profile_dir = Path(controller.environ()["IPP_PROFILE_DIR"])
+    assert profile_dir.is_dir()
     job.kill()
     job.communicate(timeout=30)
     _no_process_left(processes)
+    assert not profile_dir.exists()  # the runner's: the controller removed it
 
 
 @pytest.mark.timeout(60)
@@ -256,3 +260,31 @@ def test_a_dead_engine_stops_the_learner_saved_for_a_retry(tmp_path):
     assert "the learner failed" not in output  # not a code failure: a retry resumes it
     assert _meta(workdir)["npoints"] > 20
     _no_process_left(processes)
+
+
+@pytest.mark.timeout(90)
+def test_an_engine_on_another_node_needs_no_file_of_the_runner(tmp_path, monkeypatch):
+    """Another node of the allocation has no copy of the runner's profile directory (it is in
+    the runner's /tmp): an engine started there, as srun starts it (the job's environment,
+    with ipyparallel's $IPP_CONNECTION_INFO), registers with a directory of its own and
+    removes it when it stops."""
+    from adaptive_snakemake.job import executors
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER", MPIEXEC)
+    cluster = executors._IPCluster(1)
+    try:
+        client = cluster.start()
+        env = {**cluster._engine_set().get_env(), "IPP_PROFILE_DIR": str(tmp_path / "elsewhere")}
+        remote = subprocess.Popen(
+            [sys.executable, *ENGINE_MODULE, "ipengine"], env={**environment(), **env}
+        )
+        wait_for(lambda: len(client.ids) == 2, 60, "the engine of the other node")
+        dirs = client[:].apply_sync(os.getenv, "IPP_PROFILE_DIR")
+        (profile,) = {p for p in dirs if p != cluster.profile_dir}
+        assert Path(profile).is_dir() and not (tmp_path / "elsewhere").exists()
+    finally:
+        cluster.stop()
+    remote.send_signal(executors.STOP_SIGNAL)  # as srun forwards it
+    remote.wait(timeout=30)
+    assert not Path(profile).exists()

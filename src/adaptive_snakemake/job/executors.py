@@ -368,15 +368,9 @@ class _IPCluster:
         rank ends an MPI job. The learner then stops as on a stop signal (SIGUSR1): it saves
         and the job fails, so that a retry resumes it, instead of waiting for engines until
         its walltime."""
-        import psutil
-
-        launcher = self._engine_set().process
         while not self._stopping.wait(1):
-            with contextlib.suppress(psutil.Error):
-                if launcher.is_running() and launcher.status() != psutil.STATUS_ZOMBIE:
-                    continue
-            if self._stopping.is_set():
-                return
+            if not self._launcher_ended() or self._stopping.is_set():
+                continue
             log.error(
                 "the ipyparallel engines ended while the learner ran (their launcher `%s` "
                 "exited: an engine crashed or was killed); stopping the learner so that a "
@@ -389,12 +383,26 @@ class _IPCluster:
     def _engine_set(self):
         return next(iter(self.cluster.engines.values()), None)
 
+    def _launcher_ended(self) -> bool:
+        """Whether the engines' launcher process has ended. (Not the launcher's state: it is
+        updated by ipyparallel's event loop, which runs only inside its calls.)"""
+        import psutil
+
+        engine_set = self._engine_set()
+        if engine_set is None or engine_set.process is None:
+            return True
+        try:
+            launcher = engine_set.process  # a psutil.Process
+            return not launcher.is_running() or launcher.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
     def _wait_for_engines(self, deadline: float) -> None:
         """LauncherError, naming the launcher, if the engines do not all register: the launcher
         ended (wrong flags, too few tasks in the allocation) or the time is up."""
         while len(self.client.ids) < self.engines:
             engine_set = self._engine_set()
-            ended = engine_set is None or engine_set.state == "after"
+            ended = self._launcher_ended()
             if ended or time.monotonic() > deadline:
                 output = engine_set.get_output().strip()[-2000:] if engine_set else ""
                 why = "the launcher ended" if ended else f"after {CLUSTER_START_SECONDS} s"
@@ -408,42 +416,50 @@ class _IPCluster:
                 )
             time.sleep(0.1)
 
-    def _processes(self) -> list:
-        """The controller, the engines' launcher (mpiexec or srun; it takes its ranks with it
-        when it ends) and the engines on this node."""
+    def _processes(self) -> tuple[list, list]:
+        """(what to signal, what to wait for): the controller, the engines on this node and
+        the engines' launcher (mpiexec or srun; its ranks end with it). The launcher is
+        signalled only if it is not the engines' ancestor: srun forwards the signal to every
+        engine, mpiexec would end on it and kill its engines before they clean up."""
         import psutil
 
-        pids = [self.cluster.controller.process.pid] if self.cluster.controller else []
-        engine_set = self._engine_set()
-        if engine_set is not None and engine_set.process is not None:
-            pids.append(engine_set.process.pid)
-        here = socket.gethostname()
-        pids += [rank["pid"] for rank in self.world if rank["host"] == here]
         processes = []
-        for pid in pids:
-            with contextlib.suppress(psutil.Error):
-                processes.append(psutil.Process(pid))
-        return processes
+        with contextlib.suppress(psutil.Error):
+            processes.append(psutil.Process(self.cluster.controller.process.pid))
+        here = socket.gethostname()
+        for rank in self.world:
+            if rank["host"] == here:
+                with contextlib.suppress(psutil.Error):
+                    processes.append(psutil.Process(rank["pid"]))
+        engine_set = self._engine_set()
+        if engine_set is None or engine_set.process is None:
+            return processes, processes
+        with contextlib.suppress(psutil.Error):
+            launcher = psutil.Process(engine_set.process.pid)
+            ancestors = {parent.pid for engine in processes[1:] for parent in engine.parents()}
+            if launcher.pid in ancestors:
+                return processes, [*processes, launcher]
+            return [*processes, launcher], [*processes, launcher]
+        return processes, processes
 
     def stop(self) -> None:
         import psutil
 
         self._stopping.set()
-        processes = []
+        signalled, waited = [], []
         with contextlib.suppress(Exception):
-            processes = self._processes()
+            signalled, waited = self._processes()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.abort()  # queued points
             with contextlib.suppress(Exception):
                 self.client.close()
         # They ignore TERM (the job's stop signal); STOP_SIGNAL is their own way out: the
-        # controller stops its schedulers, srun forwards it to the engines (mpiexec ends on
-        # it, and its proxies end the engines).
-        for process in processes:
+        # controller stops its schedulers, the engines their kernels.
+        for process in signalled:
             with contextlib.suppress(psutil.Error):
                 process.send_signal(STOP_SIGNAL)
-        _, alive = psutil.wait_procs(processes, timeout=5)
+        _, alive = psutil.wait_procs(waited, timeout=5)
         for process in alive:  # whatever is left; the launcher's ranks end with it
             with contextlib.suppress(psutil.Error):
                 process.kill()
@@ -530,8 +546,22 @@ def _serve_ipyparallel(role: str) -> None:
     ignore_stop_signals()
     parent = os.getppid()
     runner = os.environ.get(RUNNER_ENV, "") if role == "ipengine" else ""
+    own_profile = None
+    if role == "ipengine" and not os.path.isdir(os.environ.get("IPP_PROFILE_DIR", "")):
+        # The runner's profile directory is in its node's /tmp: on another node of the
+        # allocation, an engine needs one of its own (it finds the controller through
+        # $IPP_CONNECTION_INFO, set by ipyparallel's Cluster, not through the files).
+        own_profile = tempfile.mkdtemp(prefix="adaptive-snakemake-ipengine-")
+        os.environ["IPP_PROFILE_DIR"] = own_profile
+
+    def remove_own_profile():
+        if own_profile:
+            import shutil
+
+            shutil.rmtree(own_profile, ignore_errors=True)
 
     def exit_now(*_):
+        remove_own_profile()
         if os.getpgid(0) == os.getpid():  # our own group: with the controller's schedulers
             os.killpg(0, signal.SIGKILL)
         os._exit(1)
@@ -542,6 +572,10 @@ def _serve_ipyparallel(role: str) -> None:
             # The runner died (kill -9) without stopping us: the controller is its child; an
             # engine's parent is the launcher's proxy, so an engine watches the runner itself.
             if os.getppid() != parent or (runner and not _runner_alive(runner)):
+                if role == "ipcontroller":  # the runner cannot remove its directory any more
+                    import shutil
+
+                    shutil.rmtree(os.environ.get("IPP_PROFILE_DIR") or "/nonexistent", True)
                 exit_now()
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
@@ -564,7 +598,10 @@ def _serve_ipyparallel(role: str) -> None:
             signal.signal(STOP_SIGNAL, exit_now)
 
     App.init_signal = init_signal  # TERM and INT stay ignored
-    main()
+    try:
+        main()
+    finally:
+        remove_own_profile()
 
 
 # -- the executor of the learner -----------------------------------------------------------------
