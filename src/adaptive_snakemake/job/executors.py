@@ -423,20 +423,19 @@ class _IPCluster:
         engine, mpiexec would end on it and kill its engines before they clean up."""
         import psutil
 
-        processes = []
-        with contextlib.suppress(psutil.Error):
-            processes.append(psutil.Process(self.cluster.controller.process.pid))
         here = socket.gethostname()
+        engines = []
         for rank in self.world:
             if rank["host"] == here:
                 with contextlib.suppress(psutil.Error):
-                    processes.append(psutil.Process(rank["pid"]))
-        engine_set = self._engine_set()
-        if engine_set is None or engine_set.process is None:
-            return processes, processes
+                    engines.append(psutil.Process(rank["pid"]))
+        processes = engines
         with contextlib.suppress(psutil.Error):
+            processes = [psutil.Process(self.cluster.controller.process.pid), *engines]
+        engine_set = self._engine_set()
+        with contextlib.suppress(psutil.Error, AttributeError):
             launcher = psutil.Process(engine_set.process.pid)
-            ancestors = {parent.pid for engine in processes[1:] for parent in engine.parents()}
+            ancestors = {parent.pid for engine in engines for parent in engine.parents()}
             if launcher.pid in ancestors:
                 return processes, [*processes, launcher]
             return [*processes, launcher], [*processes, launcher]
