@@ -47,9 +47,9 @@ for _spec in SPECS.values():
 SWEEPS = sorted(SWEEP_MEMBERS)
 
 if workflow.is_main_process:
-    from adaptive_snakemake.slurm.compat import fix_plugin_status_parsing
+    from adaptive_snakemake.slurm.compat import fix_plugin
 
-    fix_plugin_status_parsing()
+    fix_plugin()
 
 
 def _is_mpi(spec):
