@@ -41,6 +41,12 @@ Upstream bug report 2:
        (is_query_tool_available) in every status round, though neither changes during a
        run and MinJobAge only matters for the squeue status command. Expected: once per
        run.
+    5. Importing the plugin runs `scontrol show config` and `which sacct`/`which squeue`
+       (ExecutorSettings computes the status_command help text at class definition), in
+       every snakemake process: the main one, and the two inside every job (the one sbatch
+       runs and the one it starts with srun): 2 slurmctld queries per job for a help
+       text nobody reads. Expected: compute it lazily. (Not fixed here: it happens
+       before the Snakefile is read.)
 """
 
 from __future__ import annotations
