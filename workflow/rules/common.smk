@@ -131,9 +131,12 @@ def get_launcher(wildcards, resources):
     resources is not a rerun trigger: switching profiles must not rerun learners.)"""
     spec = SPECS[wildcards.name]
     if _is_mpi(spec):
+        from adaptive_snakemake.job.executors import mpi_ranks
+
         # dask-mpi: every rank runs the job; dask_mpi.initialize splits them (executors.py)
         workers = " -m mpi4py.futures" if spec.executor == "mpi4py" else ""
-        return f"{resources.mpi} -n {resources.tasks} python{workers}"
+        ranks = mpi_ranks(spec.executor, resources.tasks)  # mpi4py: + the manager
+        return f"{resources.mpi} -n {ranks} python{workers}"
     return "python"
 
 
@@ -164,9 +167,9 @@ def get_sweep_fingerprint(mpi):
 
 
 def _threads(spec):
-    """Cores to reserve on this machine. MPI rank 0 only hands out points and sleeps while
-    the workers compute, so an MPI learner keeps tasks - 1 cores busy."""
-    return max(1, spec.tasks - 1) if _is_mpi(spec) else spec.tasks
+    """Cores to reserve on this machine: tasks. dask-mpi's scheduler rank only hands out
+    work and sleeps while the workers compute, so it keeps tasks - 1 cores busy."""
+    return max(1, spec.tasks - 1) if spec.executor == "dask-mpi" else spec.tasks
 
 
 def get_threads(mpi):
