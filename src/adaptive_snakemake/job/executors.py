@@ -444,7 +444,11 @@ def make_executor(kind: str, tasks: int) -> tuple[Executor, int]:
         # The manager and the workers poll for messages, sleeping up to `backoff` seconds in
         # between (mpi4py's default 1 ms). Passed as an option, it reaches every rank.
         backoff = float(os.environ.get("MPI4PY_FUTURES_BACKOFF", MPI_BACKOFF_S))
-        executor = MPIPoolExecutor(path=[workdir], initializer=ignore_stop_signals, backoff=backoff)
+        # main=False: the workers need the learner's function, not this job's __main__ (the
+        # runner, with adaptive and numpy), whose import delayed the first point by seconds.
+        executor = MPIPoolExecutor(
+            path=[workdir], initializer=ignore_stop_signals, backoff=backoff, main=False
+        )
         return executor, tasks
     if kind == "process-pool":
         from concurrent.futures import ProcessPoolExecutor
