@@ -257,7 +257,8 @@ def test_example_sweeps_complete_with_one_qstat_per_polling_round(pbs):
     rules = sorted(name.split(".")[0] for _, name in jobs)
     assert rules == ["learner"] * 2 + ["learner_mpi"] * 6  # ring: process-pool; peak: mpi4py
     # The resources reached Slurm through the wrapper: one node, cores = tasks (the MPI
-    # learners ran `mpiexec -n 2` and check that their world has 2 ranks), memory, walltime.
+    # learners ran `mpiexec -n 3`, 2 workers + the manager on the 2 cores, and check that
+    # their world has 3 ranks), memory, walltime.
     accounting = sacct_finished(job_ids)
     for job_id in job_ids:
         row = accounting[job_id]

@@ -4,7 +4,7 @@ Four runs, each shared by the tests that look at it (a SLURM run costs tens of s
 submission and status-polling latency, so every run serves several checks):
 
 - examples: the example sweeps through SLURM give what a local run gives; MPI learners run
-  as one world of `tasks` ranks under srun.
+  as one world of `tasks` worker ranks + the manager under srun.
 - failures: a launcher without --mpi is caught by the world-size check; a learner whose
   function always raises fails once (its retries refuse at once) with its traceback; the
   others finish.
@@ -253,9 +253,10 @@ def test_mpi_learner_runs_as_one_world_of_tasks_ranks_under_srun(examples):
         log = (workdir / "logs" / "learners" / f"{name.replace('_', '/')}.log").read_text()
         assert "MPI world size" not in log
         if rule == "learner_mpi":
-            # The only srun step of an MPI learner job is the launcher: 2 ranks.
+            # The only srun step of an MPI learner job is the launcher: tasks: 2 is 2 worker
+            # ranks + the manager (srun --overcommit, in the job's 2 CPUs).
             launcher = [s for s in steps if s["JobID"] == f"{job_id}.0"]
-            assert launcher and launcher[0]["NTasks"] == "2", steps
+            assert launcher and launcher[0]["NTasks"] == "3", steps
             assert launcher[0]["JobName"] == "python", steps
         else:
             # Other learners: one task, the snakemake that runs the rule (jobstep's srun).
@@ -300,7 +301,7 @@ def failures(slurm_cluster, tmp_path_factory):
             workdir,
             # A launcher that does not wire the ranks into one MPI world (no --mpi).
             "--default-resources",
-            "mpi_launcher='srun'",
+            "mpi_launcher='srun --overcommit'",
             "slurm_extra='--signal=TERM@60'",
             # The switch for clusters without accounting (MinJobAge here is 300 s).
             "--slurm-status-command",
@@ -325,7 +326,7 @@ def test_launcher_without_mpi_type_is_a_clear_failure(failures):
     assert len(jobs) == 4, "first attempt and 3 retries"
     assert {row["State"] for row in sacct_finished(jobs).values()} == {"FAILED"}
     log = (workdir / "logs" / "learners" / "wrongmpi.log").read_text()
-    assert "MPI world size is 1 but this learner asked for 2 ranks" in log
+    assert "MPI world size is 1 but this learner asked for 3 ranks" in log  # 2 workers + 1
     assert "srun --mpi=pmi2" in log  # the message says how to fix it
     # No wrong result: no rank ran the learner on its own.
     assert not (workdir / "results" / "wrongmpi").exists()

@@ -151,8 +151,9 @@ def test_function_that_raises_fails_with_traceback_after_saving(tmp_path):
 
 
 def test_mpi_world_size_mismatch_is_a_clear_failure(tmp_path):
-    """3 ranks asked for, 2 given (as when srun without --mpi starts separate programs)."""
-    workdir = _workflow(tmp_path, executor="mpi4py", tasks=3)
+    """tasks: 2 is 2 workers + the manager: 3 ranks asked for, 2 given (as when the launcher
+    got the old layout, `-n tasks`)."""
+    workdir = _workflow(tmp_path, executor="mpi4py", tasks=2)
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     job = _start_job(workdir, mpiexec, "-n", "2", sys.executable, "-m", "mpi4py.futures")
     output, _ = job.communicate(timeout=120)
@@ -162,7 +163,8 @@ def test_mpi_world_size_mismatch_is_a_clear_failure(tmp_path):
 
 
 def test_mpi_learner_runs_with_the_ranks_it_asked_for(tmp_path):
-    workdir = _workflow(tmp_path, executor="mpi4py", tasks=3, goal="{npoints: 50}")
+    """tasks: 2 workers, plus the manager: 3 ranks."""
+    workdir = _workflow(tmp_path, executor="mpi4py", tasks=2, goal="{npoints: 50}")
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     job = _start_job(workdir, mpiexec, "-n", "3", sys.executable, "-m", "mpi4py.futures")
     output, _ = job.communicate(timeout=120)
@@ -202,7 +204,7 @@ def test_sigterm_to_every_mpi_rank_still_saves(tmp_path):
     """qdel/scancel/walltime signal all ranks; the workers must not take rank 0 down unsaved."""
     import psutil
 
-    workdir = _workflow(tmp_path, executor="mpi4py", tasks=3)
+    workdir = _workflow(tmp_path, executor="mpi4py", tasks=2)
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     job = _start_job(workdir, mpiexec, "-n", "3", sys.executable, "-m", "mpi4py.futures")
     wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 90, "a first checkpoint")

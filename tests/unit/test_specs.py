@@ -155,9 +155,9 @@ BAD = [
         ["sweep 's', key 'combos.p'", "file name"],
     ),
     (
-        "mpi with one rank",
-        "sweeps:\n  s: {function: m:f, learner: Learner1D, tasks: 1}",
-        ["sweep 's', key 'tasks'", "at least 2 ranks"],
+        "dask-mpi without a worker rank",
+        "sweeps:\n  s: {function: m:f, learner: Learner1D, executor: dask-mpi, tasks: 2}",
+        ["sweep 's', key 'tasks'", "at least 3 ranks"],
     ),
     ("no sweeps", "defaults: {tasks: 2}", ["'sweeps' is a required property"]),
     (

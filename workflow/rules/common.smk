@@ -65,10 +65,10 @@ def _load_packs():
 PACKS = _load_packs()
 
 if workflow.is_main_process:
-    from adaptive_snakemake.slurm.compat import fix_plugin_status_parsing
+    from adaptive_snakemake.slurm.compat import fix_plugin
     from adaptive_snakemake.slurm.direct_jobs import install_direct_jobs
 
-    fix_plugin_status_parsing()
+    fix_plugin()
     install_direct_jobs()  # SLURM learner jobs run their command, no snakemake inside
 
 
@@ -149,6 +149,8 @@ def get_job_arguments(wildcards):
 
 def _launcher(spec, resources):
     if _is_mpi(spec):
+        from adaptive_snakemake.job.executors import mpi_ranks
+
         # dask-mpi: every rank runs the job; dask_mpi.initialize splits them (executors.py)
         workers = " -m mpi4py.futures" if spec.executor == "mpi4py" else ""
         launcher = resources.get("mpi_launcher", "mpiexec")
@@ -157,7 +159,8 @@ def _launcher(spec, resources):
             from shlex import quote
 
             return f"env ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER={quote(launcher)} python"
-        return f"{launcher} -n {resources.tasks} python{workers}"
+        ranks = mpi_ranks(spec.executor, resources.tasks)  # mpi4py: + the manager
+        return f"{launcher} -n {ranks} python{workers}"
     return "python"
 
 
@@ -196,9 +199,9 @@ def get_sweep_fingerprint(mpi):
 
 
 def _threads(spec):
-    """Cores to reserve on this machine. MPI rank 0 only hands out points and sleeps while
-    the workers compute, so an MPI learner keeps tasks - 1 cores busy."""
-    return max(1, spec.tasks - 1) if _is_mpi(spec) else spec.tasks
+    """Cores to reserve on this machine: tasks. dask-mpi's scheduler rank only hands out
+    work and sleeps while the workers compute, so it keeps tasks - 1 cores busy."""
+    return max(1, spec.tasks - 1) if spec.executor == "dask-mpi" else spec.tasks
 
 
 def get_threads(mpi):

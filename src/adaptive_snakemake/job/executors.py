@@ -44,6 +44,11 @@ RUNNER_ENV = "ADAPTIVE_SNAKEMAKE_IPP_RUNNER"
 # and for a cluster of its own to come up.
 CLUSTER_START_SECONDS = 120
 
+# mpi4py.futures' polling backoff for every rank (MPI4PY_FUTURES_BACKOFF overrides it). With
+# 10 ms points, 1e-4 raised efficiency from 81% to 92% against mpi4py's 1 ms; the manager,
+# which shares a CPU with a worker, then spends a few % of that CPU on polling
+# (benchmarks/mpi_efficiency.py).
+MPI_BACKOFF_S = 0.0001
 DASK_CONNECT_SECONDS = float(os.environ.get("ADAPTIVE_SNAKEMAKE_DASK_CONNECT_SECONDS", 20))
 
 # Set by job_processes, used by make_executor: clusters this job connected to or started.
@@ -51,6 +56,16 @@ _PREPARED: dict[str, object] = {}
 _OWNED_CLUSTERS: list = []  # objects with a stop() method, stopped when the job ends
 # How the runner stops ipyparallel's engines and controller, which ignore the stop signals.
 STOP_SIGNAL = signal.SIGUSR2
+
+
+def mpi_ranks(executor: str, tasks: int) -> int:
+    """How many ranks the MPI launcher starts for a learner whose job holds `tasks` CPUs.
+
+    mpi4py: a worker on every CPU, plus the manager (rank 0), which only hands out points
+    and shares a CPU with a worker (SLURM: srun --overcommit; mpiexec oversubscribes).
+    dask-mpi: `tasks` ranks (scheduler, client, workers).
+    """
+    return tasks + 1 if executor == "mpi4py" else tasks
 
 
 def check_mpi_world(expected_ranks: int) -> None:
@@ -103,11 +118,10 @@ def job_processes(spec):
     Raises LauncherError for a wrong MPI world.
     """
     kind = spec.executor
-    if kind == "mpi4py":
-        check_mpi_world(spec.tasks)
+    if kind in MPI_EXECUTORS:
+        check_mpi_world(mpi_ranks(kind, spec.tasks))
     try:
         if kind == "dask-mpi":
-            check_mpi_world(spec.tasks)
             if not _start_dask_mpi(spec.tasks):
                 yield False  # scheduler or worker rank: its cluster has closed
                 return
@@ -613,13 +627,18 @@ def make_executor(kind: str, tasks: int) -> tuple[Executor, int]:
     """An executor and how many points it can evaluate at once."""
     workdir = _workdir_importable()
     if kind == "mpi4py":
-        # Workers poll for work; a short backoff raised efficiency from 81% to 92% for
-        # 10 ms functions (measured), at no visible CPU cost.
-        os.environ.setdefault("MPI4PY_FUTURES_BACKOFF", "0.0001")
         from mpi4py.futures import MPIPoolExecutor
 
-        check_mpi_world(tasks)
-        return MPIPoolExecutor(path=[workdir], initializer=ignore_stop_signals), tasks - 1
+        check_mpi_world(mpi_ranks(kind, tasks))
+        # The manager and the workers poll for messages, sleeping up to `backoff` seconds in
+        # between (mpi4py's default 1 ms). Passed as an option, it reaches every rank.
+        backoff = float(os.environ.get("MPI4PY_FUTURES_BACKOFF", MPI_BACKOFF_S))
+        # main=False: the workers need the learner's function, not this job's __main__ (the
+        # runner, with adaptive and numpy), whose import delayed the first point by seconds.
+        executor = MPIPoolExecutor(
+            path=[workdir], initializer=ignore_stop_signals, backoff=backoff, main=False
+        )
+        return executor, tasks
     if kind == "process-pool":
         from concurrent.futures import ProcessPoolExecutor
 

@@ -1,1 +1,1 @@
-"""SLURM specifics: the plugin status fix (`compat`) and `cancel-orphans`."""
+"""SLURM specifics: fenced fixes of the slurm plugin (`compat`) and `cancel-orphans`."""

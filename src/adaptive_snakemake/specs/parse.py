@@ -392,7 +392,6 @@ def _sweep_specs(path: Path, sweep: str, settings: dict) -> list[LearnerSpec]:
 
 # Fewest `tasks` per executor, and why.
 _MIN_TASKS = {
-    "mpi4py": (2, "at least 2 ranks (1 manager + workers)"),
     "ipyparallel": (2, "at least 2 tasks (1 controller + engines)"),
     "dask-mpi": (3, "at least 3 ranks (scheduler, client running the learner, workers)"),
 }
