@@ -17,6 +17,11 @@ RESULT_JSON = "results/{name}/result.json"
 LEARNER_LOG = "logs/learners/{name}.log"
 # Not a Snakemake output: Snakemake deletes the outputs of failed jobs, this must survive.
 CHECKPOINT = "state/{name}.pickle"
+# The learners of each pack of a sweep with `pack: N` (specs/packs.py); hidden: learner
+# names never start with ".", so no checkpoint or bookkeeping file can clash with it.
+PACKS_FILE = "state/.packs/{sweep}.json"
+# The job of a pack: its own messages; each learner's go to its LEARNER_LOG as well.
+PACK_LOG = "logs/packs/{pack}.log"
 SUMMARY = "results/summary.csv"
 SUMMARY_LOG = "logs/summary.log"
 SWEEP_PLOT = "results/plots/{sweep}.png"
@@ -73,6 +78,10 @@ def failure_record(checkpoint_path: str | os.PathLike) -> Path:
 def learner_lock(checkpoint_path: str | os.PathLike) -> Path:
     """The lock that keeps a second job off the learner of this checkpoint."""
     return Path(checkpoint_path).with_suffix(".lock")
+
+
+def packs_file(sweep: str, workdir: str | os.PathLike = ".") -> Path:
+    return _in(workdir, PACKS_FILE, sweep=sweep)
 
 
 def results_dir(workdir: str | os.PathLike = ".") -> Path:

@@ -299,9 +299,9 @@ def failures(slurm_cluster, tmp_path_factory):
         code, output = run_slurm(
             workdir,
             # A launcher that does not wire the ranks into one MPI world (no --mpi).
-            "--set-resources",
-            "learner_mpi:mpi='srun'",
-            "learner_mpi:cpus_per_task=1",
+            "--default-resources",
+            "mpi_launcher='srun'",
+            "slurm_extra='--signal=TERM@60'",
             # The switch for clusters without accounting (MinJobAge here is 300 s).
             "--slurm-status-command",
             "squeue",

@@ -46,6 +46,24 @@ for _spec in SPECS.values():
     SWEEP_MEMBERS.setdefault(_spec.sweep, []).append(_spec)
 SWEEPS = sorted(SWEEP_MEMBERS)
 
+
+def _load_packs():
+    """The packs of the sweeps with `pack: N` (specs/packs.py). The main process remembers
+    them in state/.packs/; the snakemake inside a cluster job reads what it wrote."""
+    from adaptive_snakemake.specs.packs import sweep_packs
+
+    packs = []
+    for sweep, members in SWEEP_MEMBERS.items():
+        size = members[0].pack
+        if size > 1:
+            names = [spec.name for spec in members]
+            remember = workflow.is_main_process and not workflow.dryrun
+            packs.extend(sweep_packs(sweep, names, size, remember=remember))
+    return packs
+
+
+PACKS = _load_packs()
+
 if workflow.is_main_process:
     from adaptive_snakemake.slurm.compat import fix_plugin_status_parsing
 
@@ -58,7 +76,10 @@ def _is_mpi(spec):
 
 
 def _names_regex(mpi):
-    sweeps = sorted({s.sweep for s in SPECS.values() if _is_mpi(s) == mpi})
+    """The learners that have a job of their own (rules learner and learner_mpi)."""
+    sweeps = sorted(
+        {s.sweep for s in SPECS.values() if _is_mpi(s) == mpi and s.pack == 1}
+    )
     if not sweeps:
         return "(?!)"  # matches nothing
     return "(" + "|".join(re.escape(sweep) for sweep in sweeps) + ")(/.+)?"
@@ -114,27 +135,31 @@ def get_sweep_specs(wildcards, input):
     return json.dumps([s.to_dict() for s in SWEEP_MEMBERS[wildcards.sweep]])
 
 
-def get_learner_spec(wildcards):
-    """The learner's spec; the job gets it as JSON on its command line (str(spec)).
+def get_job_arguments(wildcards):
+    """The learner's spec and checkpoint, as the job takes them (job/arguments.py: not a
+    rerun trigger; what reruns a learner is `get_sweep_fingerprint`)."""
+    from adaptive_snakemake.job.arguments import JobArguments
 
-    An object, not a string, on purpose: Snakemake reruns a job when a params value
-    it can represent (str, number, list, ...) changes, and skips other values
-    (snakemake/persistence: UNREPRESENTABLE). What should rerun a learner is
-    `get_sweep_fingerprint`; resources, executor, tasks and intervals should not.
-    """
-    return SPECS[wildcards.name]
+    return JobArguments(
+        [SPECS[wildcards.name]], [layout.CHECKPOINT.format(name=wildcards.name)]
+    )
 
 
-def get_launcher(wildcards, resources):
-    """How the job starts python: under the MPI launcher for mpi4py learners (the slurm
-    profile sets resources.mpi to srun), plainly otherwise. (A params function that takes
-    resources is not a rerun trigger: switching profiles must not rerun learners.)"""
-    spec = SPECS[wildcards.name]
+def _launcher(spec, resources):
     if _is_mpi(spec):
         # dask-mpi: every rank runs the job; dask_mpi.initialize splits them (executors.py)
         workers = " -m mpi4py.futures" if spec.executor == "mpi4py" else ""
-        return f"{resources.mpi} -n {resources.tasks} python{workers}"
+        launcher = resources.get("mpi_launcher", "mpiexec")
+        return f"{launcher} -n {resources.tasks} python{workers}"
     return "python"
+
+
+def get_launcher(wildcards, resources):
+    """How the job starts python: under the MPI launcher for mpi4py learners
+    (resources.mpi_launcher, set by the cluster profiles; mpiexec by default), plainly
+    otherwise. (A params function that takes resources is not a rerun trigger: switching
+    profiles must not rerun learners.)"""
+    return _launcher(SPECS[wildcards.name], resources)
 
 
 def per_learner(value_of, mpi):
@@ -143,7 +168,7 @@ def per_learner(value_of, mpi):
     A constant when all those learners agree: Snakemake calls a function several times
     per job, which at 10,000 learners costs seconds per function.
     """
-    values = {value_of(s) for s in SPECS.values() if _is_mpi(s) == mpi}
+    values = {value_of(s) for s in SPECS.values() if _is_mpi(s) == mpi and s.pack == 1}
     if len(values) == 1:
         return values.pop()
 
@@ -193,17 +218,120 @@ def get_learner_resources(mpi):
     return resources
 
 
-def get_runtime(wildcards, attempt):
-    """Minutes. A retry after a timeout gets more: runtime_growth per timeout the learner's
+# The slurm plugin treats a job with an `mpi` resource as an MPI job: sbatch --ntasks=tasks
+# and one CPU per rank, and no srun around the rule (its launcher starts the ranks). The
+# launcher itself is resources.mpi_launcher (get_launcher).
+MPI_RESOURCES = {"mpi": "mpiexec", "cpus_per_task": 1}
+
+
+def _runtime(spec, names, attempt):
+    """Minutes. A retry after a timeout gets more: runtime_growth per timeout the learners'
     bookkeeping records (at most 4); other failures (killed, node lost) keep the runtime.
     """
-    base = SPECS[wildcards.name].resources["runtime"]
+    base = spec.resources["runtime"]
     if attempt == 1:
         return base  # no file read for the first attempt of 10,000 learners
     from adaptive_snakemake.job.bookkeeping import recorded_timeouts
 
-    meta = layout.checkpoint_meta(layout.CHECKPOINT.format(name=wildcards.name))
-    return round(base * config["runtime_growth"] ** min(recorded_timeouts(meta), 4))
+    timeouts = max(
+        recorded_timeouts(layout.checkpoint_meta(layout.CHECKPOINT.format(name=name)))
+        for name in names
+    )
+    return round(base * config["runtime_growth"] ** min(timeouts, 4))
+
+
+def get_runtime(wildcards, attempt):
+    return _runtime(SPECS[wildcards.name], [wildcards.name], attempt)
+
+
+# -- packs: the jobs of sweeps with `pack`, one per N learners (rules/learners.smk) --------------
+
+
+def _pack_rule_names():
+    names = {}
+    for pack in PACKS:
+        name = f"pack_{re.sub('[^A-Za-z0-9_]', '_', pack.sweep)}_{pack.index}"
+        while name in names.values():
+            name += "_"  # two sweep names that differ only in punctuation
+        names[pack] = name
+    return names
+
+
+PACK_RULE_NAMES = _pack_rule_names()
+
+
+def get_pack_rule_name(pack):
+    return PACK_RULE_NAMES[pack]
+
+
+def _pack_spec(pack):
+    """The settings of a pack's job: its sweep's, the same for every member."""
+    return SPECS[pack.members[0]]
+
+
+def get_pack_files(pack, pattern):
+    return [pattern.format(name=name) for name in pack.members]
+
+
+def get_pack_log(pack):
+    return layout.PACK_LOG.format(pack=pack.id)
+
+
+def get_pack_dependencies(pack):
+    return list(_dependency_markers(_pack_spec(pack)))
+
+
+def get_pack_threads(pack):
+    return _threads(_pack_spec(pack))
+
+
+def get_pack_resources(pack):
+    spec = _pack_spec(pack)
+    resources = {}
+    for key, value_of in LEARNER_RESOURCES.items():
+        value = value_of(spec)
+        if value is not None:
+            resources[key] = value
+    if _is_mpi(spec):
+        resources.update(MPI_RESOURCES)
+
+    def runtime(wildcards, attempt):
+        return _runtime(spec, pack.members, attempt)
+
+    resources["runtime"] = runtime
+    return resources
+
+
+def get_pack_arguments(pack):
+    from adaptive_snakemake.job.arguments import JobArguments
+
+    specs = [SPECS[name] for name in pack.members]
+    return JobArguments(specs, get_pack_files(pack, layout.CHECKPOINT))
+
+
+def get_pack_launcher(pack):
+    spec = _pack_spec(pack)
+
+    def launcher(wildcards, resources):
+        return _launcher(spec, resources)
+
+    return launcher
+
+
+def get_pack_fingerprint(pack):
+    """The sweep's fingerprint, as for a learner of its own: packing reruns nothing."""
+    return _sweep_fingerprint(_pack_spec(pack))
+
+
+# The job of a learner rule: the learners' specs and paths, each learner's files once. Shared
+# word for word by both kinds of rule, so that Snakemake (whose rerun triggers include the
+# shell text) reruns nothing when a sweep is packed or unpacked. The job's own output goes to
+# the first log: the learner's, or the pack's. `exec`: see rule learner.
+JOB_SHELL = (
+    "exec {params.launcher} -m adaptive_snakemake.job {params.learners}"
+    " --learner-pickle {output.learner:q} --result {output.result:q}"
+    " --log {log.learner:q} --runtime {resources.runtime} >> {log[0]:q} 2>&1"
+)
 
 
 # -- report (rules/report.smk) -------------------------------------------------------------------

@@ -10,7 +10,7 @@ rule learner:
         learner=layout.LEARNER_PICKLE,
         result=layout.RESULT_JSON,
     log:
-        layout.LEARNER_LOG,
+        learner=layout.LEARNER_LOG,
     wildcard_constraints:
         name=OTHER_LEARNERS,
     conda:
@@ -20,8 +20,7 @@ rule learner:
         **get_learner_resources(mpi=False),
         runtime=get_runtime,
     params:
-        checkpoint=layout.CHECKPOINT,
-        spec=get_learner_spec,
+        learners=get_job_arguments,
         launcher=get_launcher,
         sweep=get_sweep_fingerprint(mpi=False),
     # exec: the learner (or the MPI launcher) is snakemake's own child. A stop signal
@@ -29,14 +28,12 @@ rule learner:
     # running job on SIGTERM, a shell in between would die and leave the learner orphaned
     # in the middle of its save. MPI workers ignore the signal (executors.py), rank 0 saves.
     shell:
-        "exec {params.launcher} -m adaptive_snakemake.job --spec {params.spec:q}"
-        " --checkpoint {params.checkpoint:q} --learner-pickle {output.learner:q}"
-        " --result {output.result:q} --log {log:q} --runtime {resources.runtime}"
-        " >> {log:q} 2>&1"
+        JOB_SHELL
 
 
 # The same rule for mpi4py learners; only what must differ: which learners, the cores to
-# reserve, and the MPI resources (mpi: the launcher; profiles/slurm sets srun --mpi=pmi2).
+# reserve, and the MPI resources (common.smk: MPI_RESOURCES; the launcher is
+# resources.mpi_launcher, which profiles/slurm sets to srun --mpi=pmi2).
 use rule learner as learner_mpi with:
     input:
         get_dependencies(mpi=True),
@@ -45,10 +42,39 @@ use rule learner as learner_mpi with:
     threads: get_threads(mpi=True)
     resources:
         **get_learner_resources(mpi=True),
-        mpi="mpiexec",
+        **MPI_RESOURCES,
         runtime=get_runtime,
     params:
-        checkpoint=layout.CHECKPOINT,
-        spec=get_learner_spec,
+        learners=get_job_arguments,
         launcher=get_launcher,
         sweep=get_sweep_fingerprint(mpi=True),
+
+
+# A sweep with `pack: N`: one rule per pack of N learners (common.smk: PACKS), whose job
+# runs them together on its workers. Its outputs are every member's files, so each learner
+# is still a target of its own; its membership is remembered (specs/packs.py), so adding
+# learners to a sweep reruns no pack of finished ones.
+for pack in PACKS:
+
+    rule:
+        name:
+            get_pack_rule_name(pack)
+        input:
+            get_pack_dependencies(pack),
+        output:
+            learner=get_pack_files(pack, layout.LEARNER_PICKLE),
+            result=get_pack_files(pack, layout.RESULT_JSON),
+        log:
+            job=get_pack_log(pack),
+            learner=get_pack_files(pack, layout.LEARNER_LOG),
+        conda:
+            "../envs/adaptive-snakemake.yaml"
+        threads: get_pack_threads(pack)
+        resources:
+            **get_pack_resources(pack),
+        params:
+            learners=get_pack_arguments(pack),
+            launcher=get_pack_launcher(pack),
+            sweep=get_pack_fingerprint(pack),
+        shell:
+            JOB_SHELL

@@ -2,5 +2,7 @@
 
 `__main__` takes the job's arguments, `lock` keeps a second job off the learner, `runner`
 restores the checkpoint and runs the learner to its goal on an executor from `executors`,
-`checkpoint` saves in adaptive's format, `learners` builds the adaptive learner of a spec.
+`checkpoint` saves in adaptive's format, `learners` builds the adaptive learner of a spec,
+`loop` shares the job's workers among its learners (one, or a pack), `arguments` is how
+the workflow hands the job its learners.
 """

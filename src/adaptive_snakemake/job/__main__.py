@@ -1,15 +1,18 @@
-"""A learner job, as the learner rule starts it:
+"""A learner job, as the learner rules start it:
 
-    [MPI launcher] python [-m mpi4py.futures] -m adaptive_snakemake.job --spec JSON
-        --checkpoint state/<name>.pickle --learner-pickle results/<name>/learner.pickle
-        --result results/<name>/result.json --log logs/learners/<name>.log --runtime MIN
+    [MPI launcher] python [-m mpi4py.futures] -m adaptive_snakemake.job --spec JSON...
+        --checkpoint state/<name>.pickle... --learner-pickle results/<name>/learner.pickle...
+        --result results/<name>/result.json... --log logs/learners/<name>.log... --runtime MIN
 
-Snakemake hands over the learner's spec and every path; the job computes none of its own.
+One value per learner for each option: one learner, or the learners of a pack, which
+share the job's workers. Snakemake hands over the specs and every path; the job computes
+none of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -17,8 +20,8 @@ from pathlib import Path
 
 from adaptive_snakemake.errors import LauncherError
 from adaptive_snakemake.job.executors import job_processes
-from adaptive_snakemake.job.lock import LearnerLock, LockLost
-from adaptive_snakemake.job.runner import run_to_goal
+from adaptive_snakemake.job.lock import LearnerLock
+from adaptive_snakemake.job.runner import run_learners
 from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.specs.parse import LearnerSpec
 
@@ -26,16 +29,27 @@ log = logging.getLogger("adaptive_snakemake.job")
 
 
 def _arguments(argv) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Run one learner to its goal.")
-    parser.add_argument("--spec", required=True, help="the learner's spec, as JSON")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="state/<name>.pickle")
-    parser.add_argument("--learner-pickle", required=True, type=Path, help="the final data")
-    parser.add_argument("--result", required=True, type=Path, help="the result.json to write")
-    parser.add_argument("--log", type=Path, help="the job's log, where metrics records go too")
+    parser = argparse.ArgumentParser(description="Run a job's learners to their goals.")
+    each = {"nargs": "+", "required": True}
+    parser.add_argument("--spec", **each, help="each learner's spec, as JSON")
+    parser.add_argument("--checkpoint", **each, type=Path, help="state/<name>.pickle")
+    parser.add_argument("--learner-pickle", **each, type=Path, help="the final data")
+    parser.add_argument("--result", **each, type=Path, help="the result.json to write")
+    parser.add_argument(
+        "--log", **each, type=Path, help="each learner's log, where metrics records go too"
+    )
     parser.add_argument(
         "--runtime", type=float, help="the job's walltime in minutes, to recognise timeouts"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    counts = {len(getattr(args, key)) for key in ("spec", "checkpoint", "learner_pickle")}
+    counts |= {len(args.result), len(args.log)}
+    if len(counts) != 1:
+        parser.error(
+            "give each of --spec, --checkpoint, --learner-pickle, --result and "
+            "--log once per learner"
+        )
+    return args
 
 
 def _lock_timing() -> dict:
@@ -56,20 +70,24 @@ def main(argv=None) -> int:
         stream=sys.stderr,
     )
     args = _arguments(argv)
-    spec = LearnerSpec.from_json(args.spec)
-    files = LearnerFiles(args.checkpoint, args.learner_pickle, args.result, args.log)
+    specs = [LearnerSpec.from_json(text) for text in args.spec]
+    files = [
+        LearnerFiles(*paths)
+        for paths in zip(args.checkpoint, args.learner_pickle, args.result, args.log, strict=True)
+    ]
     try:
         # MPI world checked; dask-mpi split into scheduler, runner and workers; ipcluster
         # started; existing dask cluster joined. Stopped again on leaving, whatever happens.
-        with job_processes(spec) as runs_learner:
+        # A pack's learners share one sweep's executor settings: the first one's.
+        with job_processes(specs[0]) as runs_learner:
             if not runs_learner:
                 return 0  # a dask-mpi scheduler or worker rank: its cluster has closed
-            with LearnerLock(files.lock, **_lock_timing()) as lock:
-                try:
-                    code = run_to_goal(spec, files, lock, args.runtime)
-                except LockLost as lost:  # raised before the write it guards
-                    log.error("%s", lost)
-                    code = 1
+            with contextlib.ExitStack() as locks:
+                members = [
+                    (spec, each, locks.enter_context(LearnerLock(each.lock, **_lock_timing())))
+                    for spec, each in zip(specs, files, strict=True)
+                ]
+                code = run_learners(members, args.runtime, own_logs=len(members) > 1)
     except LauncherError as error:  # before the learner: nothing written
         log.error("%s", error)
         return 2

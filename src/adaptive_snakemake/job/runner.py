@@ -1,4 +1,5 @@
-"""The in-job runner: resume one learner from its checkpoint and run it to its goal.
+"""The in-job runner: resume a job's learners from their checkpoints and run them to their
+goals (one learner, or the learners of a pack sharing the job's workers: job/loop.py).
 
 The loop is ours rather than adaptive's Runner so that saving is under our control:
 a failed save raises, a signal saves at once, and the goal counts time across attempts.
@@ -6,12 +7,11 @@ a failed save raises, a signal saves at once, and the goal counts time across at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import signal
 import time
-import traceback
-from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
 from adaptive_snakemake.fileio import atomic_write_json
@@ -23,10 +23,10 @@ from adaptive_snakemake.job.bookkeeping import (
     record_code_failure,
 )
 from adaptive_snakemake.job.checkpoint import restore_learner, save_learner
-from adaptive_snakemake.job.executors import make_executor, shutdown
-from adaptive_snakemake.job.goals import goal_reached, learner_loss, learner_npoints
+from adaptive_snakemake.job.goals import learner_loss, learner_npoints
 from adaptive_snakemake.job.learners import build_learner
 from adaptive_snakemake.job.lock import LockLost
+from adaptive_snakemake.job.loop import Outcome, share_workers
 from adaptive_snakemake.layout import LearnerFiles
 from adaptive_snakemake.metrics.reporter import open_reporter
 from adaptive_snakemake.results.result import Result
@@ -35,8 +35,6 @@ from adaptive_snakemake.specs.parse import LearnerSpec
 log = logging.getLogger("adaptive_snakemake.job.runner")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-# How long the loop waits for a result before it looks at signals, saves and reports.
-_POLL_SECONDS = 0.2
 
 
 class StopRequested(Exception):
@@ -63,7 +61,7 @@ class _SignalFlag:
             raise StopRequested(self.signum)
 
 
-def _inherited(spec: LearnerSpec, files: LearnerFiles, meta: dict | None) -> dict:
+def _inherited(spec: LearnerSpec, files: LearnerFiles, meta: dict | None, log) -> dict:
     """What this attempt takes over from earlier ones: attempts and elapsed time.
 
     The bookkeeping belongs to the checkpoint it describes. Without a checkpoint there is
@@ -115,7 +113,9 @@ class LearnerRun:
         reporter=None,
         lock=None,
         runtime_minutes: float | None = None,
+        logger: logging.Logger | None = None,
     ):
+        self.log = logger or log  # a pack's learner: also into the learner's own log
         self.spec = spec
         self.files = files
         self.runtime_minutes = runtime_minutes  # the job's walltime, to recognise timeouts
@@ -124,7 +124,7 @@ class LearnerRun:
         self._point_failures: dict[str, int] = {}
         self.lock = lock
         self.learner = build_learner(spec)
-        inherited = _inherited(spec, files, read_meta(files.meta))
+        inherited = _inherited(spec, files, read_meta(files.meta), self.log)
         self.restored_npoints = restore_learner(self.learner, files.checkpoint)
         self.saved_npoints = self.restored_npoints  # what the checkpoint on disk holds
         if not files.checkpoint.exists() and spec.import_from:
@@ -134,7 +134,7 @@ class LearnerRun:
         self.timeouts = int(inherited.get("timeouts", 0))
         self.started = time.monotonic()
         self._write_meta()
-        log.info(
+        self.log.info(
             "attempt %d of %s: restored %d points, %.1f s computed before",
             self.attempts,
             spec.name,
@@ -145,10 +145,10 @@ class LearnerRun:
     def _import_data(self, path: Path) -> None:
         """import_data: start from the user's existing data file (read, never modified)."""
         if not path.exists():
-            log.info("no data to import at %s: starting from no points", path)
+            self.log.info("no data to import at %s: starting from no points", path)
             return
         self.restored_npoints = restore_learner(self.learner, path)
-        log.info("imported %d points from %s", self.restored_npoints, path)
+        self.log.info("imported %d points from %s", self.restored_npoints, path)
 
     @property
     def elapsed(self) -> float:
@@ -184,7 +184,7 @@ class LearnerRun:
             save_learner(self.learner, self.files.checkpoint)
             self._write_meta()
         except BaseException as error:
-            log.error(
+            self.log.error(
                 "saving %d points failed (%s: %s); %s still holds %d points",
                 npoints,
                 type(error).__name__,
@@ -194,7 +194,7 @@ class LearnerRun:
             )
             raise
         self.saved_npoints = npoints
-        log.info("saved %d points in %.2f s", npoints, time.monotonic() - started)
+        self.log.info("saved %d points in %.2f s", npoints, time.monotonic() - started)
 
     def _report(self, status: str, rate: float = 0.0) -> None:
         """Send a metrics record; never lets metrics fail or stop a save or the learner."""
@@ -214,68 +214,41 @@ class LearnerRun:
         except Exception as error:
             self.failed_reports += 1
             if self.failed_reports == 1:
-                log.warning("a metrics record could not be sent (%r); going on", error)
+                self.log.warning("a metrics record could not be sent (%r); going on", error)
+
+    def begin(self) -> None:
+        """The learner starts taking points (job/loop.py)."""
+        self._last_save = self._last_report = time.monotonic()
+        self._points_at_report = learner_npoints(self.learner)
+        self._report("running")
+
+    def tick(self, now: float) -> None:
+        """Between results: the checkpoint and the metrics record when they are due."""
+        if now - self._last_save >= self.spec.save_interval:
+            self.save()
+            self._last_save = time.monotonic()
+        if now - self._last_report >= self.spec.log_interval:
+            npoints = learner_npoints(self.learner)
+            rate = (npoints - self._points_at_report) / (now - self._last_report)
+            self._report("running", rate)
+            self._points_at_report, self._last_report = npoints, now
+
+    def check_lock_if_lost(self) -> None:
+        """Raises LockLost once the heartbeat saw another job take the lock (cheap)."""
+        if self.lock is not None and self.lock.lost:
+            self._check_lock()
 
     def run(self, flag: _SignalFlag | None = None) -> str:
-        """Run to the goal; returns which goal was reached. Raises StopRequested on a signal."""
-        spec = self.spec
-        executor, capacity = make_executor(spec.executor, spec.tasks)
-        function = self.learner.function
-        pending: dict = {}
-        last_save = last_report = time.monotonic()
-        points_at_report = learner_npoints(self.learner)
-        self._report("running")
-        try:
-            while True:
-                reached = goal_reached(spec.goal, self.learner, self.elapsed)
-                if reached:
-                    break
-                if flag is not None:
-                    flag.raise_if_set()
-                if self.lock is not None and self.lock.lost:  # cheap: its heartbeat ended
-                    self._check_lock()
-                wanted = capacity - len(pending)
-                if wanted > 0:
-                    points, _ = self.learner.ask(wanted)
-                    for point in points:
-                        pending[executor.submit(function, point)] = point
-                if not pending:
-                    reached = "exhausted"  # the learner has nothing left to ask for
-                    break
-                finished, _ = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    point = pending.pop(future)
-                    try:
-                        value = future.result()
-                    except Exception as error:
-                        # A point that fails now and then must not cost the run: evaluate
-                        # it again, point_retries times, before it is a code failure.
-                        self._count_point_failure(point, error)
-                        pending[executor.submit(function, point)] = point
-                        continue
-                    self.learner.tell(point, value)
-                now = time.monotonic()
-                if now - last_save >= spec.save_interval:
-                    self.save()
-                    last_save = time.monotonic()
-                if now - last_report >= spec.log_interval:
-                    npoints = learner_npoints(self.learner)
-                    self._report("running", (npoints - points_at_report) / (now - last_report))
-                    points_at_report, last_report = npoints, now
-        except LockLost:
-            raise
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            self.save()
-            raise
-        for future in pending:
-            future.cancel()
-        shutdown(executor)
-        self.save()
-        return reached
+        """Run this learner alone to its goal; returns which goal was reached. Raises
+        StopRequested on a signal, LockLost, or what the learner raised (after saving)."""
+        outcome = share_workers([self], flag)[self]
+        if outcome.kind == "reached":
+            return outcome.reached
+        if outcome.kind == "stopped":
+            raise StopRequested(outcome.signum)
+        raise outcome.error
 
-    def _count_point_failure(self, point, error: Exception) -> None:
+    def count_point_failure(self, point, error: Exception) -> None:
         key = repr(point)  # points may be unhashable (SequenceLearner's values)
         failures = self._point_failures.get(key, 0) + 1
         if failures > self.spec.point_retries:
@@ -315,68 +288,122 @@ class LearnerRun:
         return result
 
 
-def run_to_goal(
-    spec: LearnerSpec, files: LearnerFiles, lock=None, runtime_minutes: float | None = None
+def run_learners(
+    members: list[tuple[LearnerSpec, LearnerFiles, object]],
+    runtime_minutes: float | None = None,
+    own_logs: bool = False,
 ) -> int:
-    """Run one learner to its goal and write its results; returns the job's exit code.
+    """Run a job's learners ((spec, files, lock) each) to their goals and write their
+    results; returns the job's exit code: 0 when every learner reached its goal, 128 +
+    signal when a stop signal ended the job, else 1.
 
-    On a signal or a failing function the learner is saved first, so a retry resumes.
-    Metrics go to the collector (if one runs) and to the job's log, tagged with the attempt.
-    A learner whose function raised in this snakemake run more than `retries_on_error`
-    times is not started again: a retry would only repeat the error.
+    On a signal or a failing function a learner is saved first, so a retry resumes; the
+    other learners of a pack go on. Metrics go to the collector (if one runs) and to each
+    learner's log, tagged with its attempt. `own_logs`: each learner's messages also go to
+    its log file (a pack; a lone learner's job writes its log through its stderr).
     """
     flag = _SignalFlag()
     flag.install()
+    codes = []
+    runs = []
+    with contextlib.ExitStack() as stack:
+        for index, (spec, files, lock) in enumerate(members):
+            logger = _learner_logger(index, spec.name, files.log) if own_logs else log
+            try:
+                if _refused(spec, files, logger):
+                    codes.append(1)
+                    continue
+                run = LearnerRun(
+                    spec, files, lock=lock, runtime_minutes=runtime_minutes, logger=logger
+                )
+            except Exception:
+                logger.exception("%s cannot start; its files are unchanged", spec.name)
+                codes.append(1)
+                continue
+            run.reporter = stack.enter_context(
+                open_reporter(
+                    name=spec.name,
+                    attempt=run.attempts,
+                    log_file=files.log,
+                    workdir=Path.cwd(),
+                    log_interval=spec.log_interval,
+                )
+            )
+            runs.append(run)
+        outcomes = share_workers(runs, flag)
+        codes.extend(_finish(run, outcomes[run]) for run in runs)
+    stops = [code for code in codes if code >= 128]
+    return stops[0] if stops else max(codes, default=0)
+
+
+def run_to_goal(
+    spec: LearnerSpec, files: LearnerFiles, lock=None, runtime_minutes: float | None = None
+) -> int:
+    """Run one learner to its goal and write its results; returns the job's exit code."""
+    return run_learners([(spec, files, lock)], runtime_minutes)
+
+
+class _Prefixed(logging.LoggerAdapter):
+    def process(self, msg, kwargs):
+        return f"{self.extra['name']}: {msg}", kwargs
+
+
+def _learner_logger(index: int, name: str, path: Path):
+    """A pack's learner logs into its own file and, prefixed with its name, the job's."""
+    logger = logging.getLogger(f"adaptive_snakemake.learners.{index}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+    logger.addHandler(handler)
+    return _Prefixed(logger, {"name": name})
+
+
+def _refused(spec: LearnerSpec, files: LearnerFiles, log) -> bool:
+    """A learner whose function raised in this snakemake run more than `retries_on_error`
+    times is not started again: a retry would only repeat the error."""
     failures, record = code_failures_this_run(files.failure)
-    if failures > spec.retries_on_error:
-        # Snakemake empties the job's log for every attempt: repeat the traceback here.
-        log.error(
-            "not retried: the learner's function raised in attempt %s of this run, and "
-            "retries_on_error is %d. Fix the function and rerun snakemake: the learner "
-            "continues from its checkpoint. The error (also in %s):\n%s",
-            record.get("attempt"),
-            spec.retries_on_error,
-            files.failure,
-            record.get("traceback") or record.get("error"),
-        )
-        return 1
-    run = LearnerRun(spec, files, lock=lock, runtime_minutes=runtime_minutes)
-    reporter = open_reporter(
-        name=spec.name,
-        attempt=run.attempts,
-        log_file=files.log,
-        workdir=Path.cwd(),
-        log_interval=spec.log_interval,
+    if failures <= spec.retries_on_error:
+        return False
+    # Snakemake empties the job's log for every attempt: repeat the traceback here.
+    log.error(
+        "not retried: the learner's function raised in attempt %s of this run, and "
+        "retries_on_error is %d. Fix the function and rerun snakemake: the learner "
+        "continues from its checkpoint. The error (also in %s):\n%s",
+        record.get("attempt"),
+        spec.retries_on_error,
+        files.failure,
+        record.get("traceback") or record.get("error"),
     )
-    with reporter:
-        run.reporter = reporter
-        return _run_and_write(run, flag)
+    return True
 
 
-def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
-    try:
-        reached = run.run(flag)
-    except LockLost as lost:
-        log.error("%s", lost)
+def _finish(run: LearnerRun, outcome: Outcome) -> int:
+    """Write what the learner's outcome calls for; returns its exit code."""
+    log = run.log
+    if outcome.kind == "lost":
+        log.error("%s", outcome.error)
         return 1
-    except StopRequested as stop:
+    if outcome.kind == "stopped":
         # saved_npoints: what is on disk, also if the save on the signal failed
         log.warning(
-            "received %s: saved %d points; exiting so a retry resumes", stop, run.saved_npoints
+            "received %s: saved %d points; exiting so a retry resumes",
+            signal.Signals(outcome.signum).name,
+            run.saved_npoints,
         )
         if is_walltime_stop(time.monotonic() - run.started, run.runtime_minutes):
             run.timeouts += 1  # the retry gets more walltime (workflow: get_runtime)
-            run._write_meta()
+            with contextlib.suppress(LockLost):
+                run._write_meta()
             log.warning("stopped by the walltime (timeout %d of this learner)", run.timeouts)
         run._report("failed")
-        return 128 + stop.signum
-    except Exception as error:
+        return 128 + outcome.signum
+    if outcome.kind == "failed":
         log.error(
             "the learner failed; the checkpoint holds %d points:\n%s",
             run.saved_npoints,
-            traceback.format_exc(),
+            outcome.traceback or repr(outcome.error),
         )
-        failures = record_code_failure(run.files.failure, run.attempts, error)
+        failures = record_code_failure(run.files.failure, run.attempts, outcome.error)
         retry = "will be retried" if failures <= run.spec.retries_on_error else "is not retried"
         log.error(
             "code failure %d of this run: the learner %s (retries_on_error: %d)",
@@ -387,10 +414,14 @@ def _run_and_write(run: LearnerRun, flag: _SignalFlag) -> int:
         run._report("failed")
         return 1
     clear_code_failure(run.files.failure)
-    result = run.write_results(reached)
+    try:
+        result = run.write_results(outcome.reached)
+    except LockLost as lost:
+        log.error("%s", lost)
+        return 1
     log.info(
         "goal %s reached: %d points, loss %s, %.1f s over %d attempt(s)",
-        reached,
+        outcome.reached,
         result.npoints,
         result.loss,
         result.elapsed,

@@ -39,6 +39,7 @@ BUILTIN_DEFAULTS = {
     "retries_on_error": 0,
     "point_retries": 2,
     "after": [],
+    "pack": 1,
 }
 REQUIRED_KEYS = ("function", "learner")
 _DURATION_KEYS = {"save_interval", "log_interval", "duration", "runtime"}
@@ -72,6 +73,7 @@ class LearnerSpec:
     retries_on_error: int  # attempts after the function raised (code failure), in one run
     point_retries: int  # evaluations of a point that raised, before it is a code failure
     after: list  # sweeps whose learners must all reach their goals before this one starts
+    pack: int  # learners per job (specs.packs); 1: a job of its own
     fingerprint: str  # hash of what determines the learner's data (not goal, not resources)
     # Hash of the sweep's definition and goal, the same for all its learners: Snakemake
     # reruns a learner when it changes (the grid point is in the name already).
@@ -265,6 +267,7 @@ def _run_settings(settings: dict, fail) -> dict:
         "retries_on_error": settings["retries_on_error"],
         "point_retries": settings["point_retries"],
         "after": settings["after"],
+        "pack": settings["pack"],
         "scheduler_file": settings.get("scheduler_file"),
     }
 
