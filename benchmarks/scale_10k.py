@@ -47,6 +47,7 @@ from _cluster import (
 from dag_parse import TRIVIAL
 
 HERE = Path(__file__).resolve().parent
+CALL = re.compile(r"\d+\s+[\d.]+ (\w+)\(")  # a line of strace -f -ttt: pid, time, call
 COUNTED = ["sbatch", "sacct", "squeue", "scontrol", "sacctmgr", "srun"]
 FUNCTIONS = '''
 import time
@@ -179,9 +180,14 @@ def fs_ops(root: Path, seconds: float) -> dict:
     env = our_env(ADAPTIVE_SNAKEMAKE_MONITOR="off")
     with open(files.log, "ab") as log:
         subprocess.run([*strace, *job], cwd=workdir, env=env, stdout=log, stderr=log, check=True)
+    # A path under the workflow directory, as an argument or as an fd's path (strace -y);
+    # the directory every *at() call names as its base does not count.
+    ours = re.compile(
+        rf'"(?:{re.escape(str(workdir))}/)?(?:state|logs|results)/|<{re.escape(str(workdir))}/'
+    )
     ops = [
         (float(line.split()[1]), line) for line in trace.read_text().splitlines()
-        if str(workdir) in line and re.match(r"\d+ [\d.]+ \w+\(", line)
+        if CALL.match(line) and ours.search(line)
     ]  # fmt: skip
     first, last = ops[0][0], ops[-1][0]
     steady = [line for t, line in ops if first + 5 < t < last - 5]
@@ -197,7 +203,7 @@ def fs_ops(root: Path, seconds: float) -> dict:
 
 def op_kind(line: str) -> str:
     """What a traced operation on the workflow directory belongs to, by path and call."""
-    call = re.match(r"\d+ [\d.]+ (\w+)\(", line).group(1)
+    call = CALL.match(line).group(1)
     for pattern, kind in (
         (r"\.lock", "lock"),
         (r"state/.*\.pickle", "checkpoint"),

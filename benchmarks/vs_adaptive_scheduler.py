@@ -353,7 +353,8 @@ def main() -> None:
     print(text)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
-    stem = results / ("vs_adaptive_scheduler" + ("-quick" if args.quick else ""))
+    suffix = ("-quick" if args.quick else "") + (f"-{args.only}" if args.only else "")
+    stem = results / f"vs_adaptive_scheduler{suffix.replace(' ', '-')}"
     stem.with_suffix(".md").write_text(text)
     data = {"header": header, "rows": rows, "runs": runs}
     stem.with_suffix(".json").write_text(json.dumps(data, indent=1))
