@@ -125,22 +125,24 @@ def clear_queue(under: Path, timeout: float = 120) -> int:
 
 
 def counting_wrappers(bindir: Path, commands: list[str], counts: Path) -> str:
-    """Scripts named like `commands` in `bindir` that append their name to `counts` and
-    exec the real binary; returns a PATH with `bindir` first."""
+    """Scripts named like `commands` in `bindir` that append their name (and "in jobs" when
+    run inside a SLURM job) to `counts` and exec the real binary; returns a PATH with
+    `bindir` first (jobs inherit it)."""
     bindir.mkdir(parents=True, exist_ok=True)
     for command in commands:
         real = shutil.which(command)
         if real is None:
             sys.exit(f"{command} is not on PATH")
         wrapper = bindir / command
-        wrapper.write_text(f'#!/bin/sh\necho {command} >> "{counts}"\nexec {real} "$@"\n')
+        where = "${SLURM_JOB_ID:+_in_jobs}"
+        wrapper.write_text(f'#!/bin/sh\necho {command}{where} >> "{counts}"\nexec {real} "$@"\n')
         wrapper.chmod(0o755)
     return f"{bindir}{os.pathsep}{os.environ['PATH']}"
 
 
 def count_calls(counts: Path) -> dict[str, int]:
     names = counts.read_text().split() if counts.exists() else []
-    return {name: names.count(name) for name in sorted(set(names))}
+    return {name.replace("_", " "): names.count(name) for name in sorted(set(names))}
 
 
 class PeakRss:
@@ -149,7 +151,8 @@ class PeakRss:
 
     def __init__(self, pid: int, also: str | None = None, interval: float = 0.2):
         self.pid, self.also, self.interval = pid, also, interval
-        self.peak_mb = 0.0
+        self.peak_mb = 0.0  # the tree (and matches) together
+        self.root_peak_mb = 0.0  # the process alone
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -178,8 +181,11 @@ class PeakRss:
             total = 0
             for proc in self._processes():
                 try:
-                    total += proc.memory_info().rss
+                    rss = proc.memory_info().rss
                 except psutil.Error:
-                    pass
+                    continue
+                total += rss
+                if proc.pid == self.pid:
+                    self.root_peak_mb = max(self.root_peak_mb, rss / 2**20)
             self.peak_mb = max(self.peak_mb, total / 2**20)
             self._stop.wait(self.interval)

@@ -141,16 +141,18 @@ def cluster_run(root: Path, learners: int, jobs: int, timeout: float) -> dict:
             if path.is_file():
                 written[f"{top} files"] += 1
                 written[f"{top} bytes"] += path.stat().st_size
-    done = len(list(workdir.glob("results/s/**/result.json")))
+    finals = [path.stat().st_mtime for path in workdir.glob("results/s/**/result.json")]
     return {
         "learners": learners,
         "pack": pack if supports_pack() else None,
         "exit": code,
-        "learners done": done,
+        "learners done": len(finals),
         "makespan s": round(makespan, 1),
+        "last learner done after s": round(max(finals, default=started) - started, 1),
         "SLURM jobs": len(sacct_jobs(workdir, started)),
-        "calls (login / in jobs)": count_calls(counts),
-        "login peak RSS MB": round(rss.peak_mb),
+        "calls": count_calls(counts),
+        "login peak RSS MB, snakemake + collector + local rules": round(rss.peak_mb),
+        "login peak RSS MB, snakemake alone": round(rss.root_peak_mb),
         "per learner": {k: round(v / learners, 1) for k, v in sorted(written.items())},
     }
 
