@@ -56,3 +56,10 @@ class NotALearner:
 def no_point():
     """A function that cannot take the point to evaluate: refused at parse time."""
     return 1
+
+
+def fails_above(x, limit=0.5):
+    """Raises for every x above `limit`: a learner of it fails once it samples there."""
+    if x > limit:
+        raise ValueError(f"x={x} is above {limit}")
+    return x

@@ -66,8 +66,10 @@ PACKS = _load_packs()
 
 if workflow.is_main_process:
     from adaptive_snakemake.slurm.compat import fix_plugin_status_parsing
+    from adaptive_snakemake.slurm.direct_jobs import install_direct_jobs
 
     fix_plugin_status_parsing()
+    install_direct_jobs()  # SLURM learner jobs run their command, no snakemake inside
 
 
 def _is_mpi(spec):

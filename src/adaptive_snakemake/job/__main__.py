@@ -87,7 +87,9 @@ def main(argv=None) -> int:
                     (spec, each, locks.enter_context(LearnerLock(each.lock, **_lock_timing())))
                     for spec, each in zip(specs, files, strict=True)
                 ]
-                code = run_learners(members, args.runtime, own_logs=len(members) > 1)
+                # A pack job writes its own output to the pack's log, not the learners'.
+                own_logs = specs[0].pack > 1
+                code = run_learners(members, args.runtime, own_logs=own_logs)
     except LauncherError as error:  # before the learner: nothing written
         log.error("%s", error)
         return 2

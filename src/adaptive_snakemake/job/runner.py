@@ -308,7 +308,9 @@ def run_learners(
     runs = []
     with contextlib.ExitStack() as stack:
         for index, (spec, files, lock) in enumerate(members):
-            logger = _learner_logger(index, spec.name, files.log) if own_logs else log
+            logger = log
+            if own_logs:
+                logger = stack.enter_context(_learner_logger(index, spec.name, files.log))
             try:
                 if _refused(spec, files, logger):
                     codes.append(1)
@@ -348,14 +350,20 @@ class _Prefixed(logging.LoggerAdapter):
         return f"{self.extra['name']}: {msg}", kwargs
 
 
+@contextlib.contextmanager
 def _learner_logger(index: int, name: str, path: Path):
     """A pack's learner logs into its own file and, prefixed with its name, the job's."""
     logger = logging.getLogger(f"adaptive_snakemake.learners.{index}")
+    logger.setLevel(logging.INFO)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s"))
     logger.addHandler(handler)
-    return _Prefixed(logger, {"name": name})
+    try:
+        yield _Prefixed(logger, {"name": name})
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def _refused(spec: LearnerSpec, files: LearnerFiles, log) -> bool:

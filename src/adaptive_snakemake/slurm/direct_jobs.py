@@ -1,0 +1,91 @@
+"""Learner jobs with no snakemake inside: sbatch runs the learner's own command.
+
+snakemake-executor-plugin-slurm makes every job run snakemake, which runs a second
+snakemake (with srun) that runs the rule: about 4.4 s of start-up and 2-2.6 s of teardown
+per job on the test cluster, for nothing a learner job needs. The main snakemake already
+knows the job's whole shell command (`job.shellcmd`: the rule's shell with its params,
+paths and resources filled in), so for the learner rules the job script is that command:
+
+    mkdir -p <output and log directories> && exec srun -n1 ... bash -c '<command>'
+
+(an MPI learner's command starts its own `srun --mpi=... -n N`). An srun step, because
+SLURM's walltime warning (`--signal=TERM@60`, not the B: form) reaches the processes of
+job steps, not the batch shell. The learner writes its results itself; snakemake, as
+always, checks them on the login node when sacct reports the job COMPLETED, and removes
+them when it failed.
+
+Only for the learner rules (their params hold `JobArguments`), only without software
+deployment (conda, containers: those need snakemake in the job), and only for the plugin
+versions in `TESTED` (pinned in pyproject.toml); everything else goes the plugin's way.
+The script travels base64-encoded in sbatch's `--wrap` (the plugin quotes only `"`);
+one longer than `MAX_WRAP` (the kernel limits one argument to 128 KiB) goes the plugin's way.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shlex
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from adaptive_snakemake.job.arguments import JobArguments
+from adaptive_snakemake.slurm.compat import PLUGIN, _version_tuple
+
+log = logging.getLogger(__name__)
+
+TESTED = ((2, 8, 0), (2, 8, 0))
+MAX_WRAP = 100_000
+
+
+def direct_script(job) -> str | None:
+    """The batch script of a learner job, or None where snakemake must run in the job."""
+    if job.is_group() or not isinstance(job.params.get("learners"), JobArguments):
+        return None
+    if job.rule.workflow.deployment_settings.deployment_method:
+        return None
+    dirs = sorted({os.path.dirname(path) for path in [*job.output, *job.log]} - {""})
+    command = job.shellcmd
+    if not job.resources.get("mpi"):  # (a Namedlist: `in` would look at its values)
+        cpus = f"--cpus-per-task={job.threads}"
+        command = f"exec srun -n1 --nodes=1 {cpus} bash -c {shlex.quote(command)}"
+    return f"mkdir -p {' '.join(map(shlex.quote, dirs))} && {command}"
+
+
+def wrap(script: str) -> str | None:
+    """What sbatch --wrap runs: the script, decoded; no character the plugin's quoting or
+    the login shell could change."""
+    encoded = base64.b64encode(script.encode()).decode()
+    if len(encoded) > MAX_WRAP:
+        return None
+    return f"echo {encoded} | base64 -d | bash -s"
+
+
+def install_direct_jobs() -> bool:
+    """Make the slurm plugin submit learner jobs as their own commands; True if installed.
+
+    Call in the main snakemake process (the Snakefile does).
+    """
+    plugin = sys.modules.get("snakemake_executor_plugin_slurm")
+    executor = getattr(plugin, "Executor", None)
+    original = getattr(executor, "format_job_exec", None)
+    if original is None or getattr(original, "direct_learner_jobs", False):
+        return False
+    try:
+        low, high = TESTED
+        if not low <= _version_tuple(version(PLUGIN)) <= high:
+            return False
+    except PackageNotFoundError:
+        return False
+
+    def format_job_exec(self, job):
+        script = direct_script(job)
+        wrapped = wrap(script) if script is not None else None
+        if wrapped is None:
+            return original(self, job)
+        return wrapped
+
+    format_job_exec.direct_learner_jobs = True
+    executor.format_job_exec = format_job_exec
+    return True
