@@ -223,7 +223,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--learners", type=int, default=10_000)
-    parser.add_argument("--jobs", type=int, default=100, help="pack so that at most this many jobs")
+    # 200: pack 50 at 10,000 learners. A pack's command holds every member's spec (~0.7 kB
+    # each); past ~100 members it exceeds direct_jobs.MAX_WRAP and the job runs snakemake.
+    parser.add_argument("--jobs", type=int, default=200, help="pack so that at most this many jobs")
     parser.add_argument("--trace-seconds", type=float, default=600)
     parser.add_argument("--timeout", type=float, default=4 * 3600)
     parser.add_argument("--only", choices=["dry-run", "cluster", "fs-ops"])
