@@ -13,7 +13,7 @@ Parts, in this order (each can be picked with --only):
            sacctmgr and srun calls (wrappers first on PATH count them, on the login node
            and inside jobs); peak RSS of snakemake and the collector (sampled every 0.2 s);
            files and bytes written per learner.
-  fs-ops   one long-running learner (10 ms points, duration goal, default intervals)
+  fs-ops   one long-running learner (10 ms points, 930 s duration goal, default intervals)
            under `strace -f`: file-system operations on the workflow directory per hour,
            by kind (lock heartbeat, checkpoint, bookkeeping, logs).
 Results: printed, and written to benchmarks/results/scale_10k[-<learners>].json.
@@ -226,7 +226,8 @@ def main() -> None:
     # 200: pack 50 at 10,000 learners. A pack's command holds every member's spec (~0.7 kB
     # each); past ~100 members it exceeds direct_jobs.MAX_WRAP and the job runs snakemake.
     parser.add_argument("--jobs", type=int, default=200, help="pack so that at most this many jobs")
-    parser.add_argument("--trace-seconds", type=float, default=600)
+    # Three checkpoints (save_interval 300 s) inside the steady window.
+    parser.add_argument("--trace-seconds", type=float, default=930)
     parser.add_argument("--timeout", type=float, default=4 * 3600)
     parser.add_argument("--only", choices=["dry-run", "cluster", "fs-ops"])
     args = parser.parse_args()
