@@ -15,7 +15,8 @@ workflow of this branch as they are (only account and partition are named).
 
 Makespan: the first sbatch of the run (sacct Submit) to the moment the tool's command
 returns (snakemake exits; adaptive-scheduler's RunManager task ends); "all done" ends
-at the last learner's final file instead. Points are timed by the function itself (every
+when the last learner reached its goal (ours: its "done" metrics record; theirs: its data
+file, which the job writes at the end). Points are timed by the function itself (every
 call appends its start and end to a file per job and process), the same for both tools:
 job start -> first point is sacct Start to the job's first call (sacct has 1 s resolution,
 +0.5 s on average for both); MPI efficiency is the ideal (points x 10 ms / 2 workers)
@@ -172,8 +173,16 @@ def run_ours(workdir: Path, w: Workload, pack: int | None, timeout: float) -> di
     (workdir / "config" / "learners.yaml").write_text(sweep)
     command = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm"]
     run = timed_run(command, workdir, our_env(BENCH_MARKS=str(workdir / "marks")), timeout)
-    finals = list(workdir.glob("results/w/**/result.json"))
-    return {**run, "finals": [p.stat().st_mtime for p in finals]}
+    return {**run, "finals": [done_time(log) for log in workdir.glob("logs/learners/w/**/*.log")]}
+
+
+def done_time(log: Path) -> float:
+    """When the learner reached its goal: the `t` of its "done" metrics record. (Snakemake
+    touches results/ on the login node when it notices the job ended.)"""
+    for line in reversed(log.read_text().splitlines()):
+        if line.startswith("{") and json.loads(line).get("status") == "done":
+            return json.loads(line)["t"]
+    return math.nan
 
 
 def run_theirs(workdir: Path, w: Workload, python: Path, timeout: float) -> dict:
@@ -230,7 +239,7 @@ def measure(workdir: Path, run: dict, w: Workload) -> dict:
     ]
     every = [c for job_calls in calls.values() for c in job_calls]
     span = max(e for _, e in every) - min(s for s, _ in every) if every else math.nan
-    ok = run["exit"] == 0 and len(run["finals"]) == w.learners
+    ok = run["exit"] == 0 and sum(not math.isnan(t) for t in run["finals"]) == w.learners
     return {
         "ok": ok,
         "exit": run["exit"],
