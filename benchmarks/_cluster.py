@@ -3,6 +3,8 @@ sacct/squeue, counting wrappers for SLURM commands and a peak-RSS sampler."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import shutil
@@ -97,6 +99,15 @@ def sacct_jobs(under: Path, since: float) -> list[dict]:
                 row[key] = parse_time(row[key])
             rows.append(row)
     return rows
+
+
+def done_time(log: Path) -> float:
+    """When the learner reached its goal: the `t` of its "done" metrics record. (Snakemake
+    touches results/ on the login node when it notices the job ended.)"""
+    for line in reversed(log.read_text().splitlines()):
+        if line.startswith("{") and json.loads(line).get("status") == "done":
+            return json.loads(line)["t"]
+    return math.nan
 
 
 def our_queued_jobs(under: Path) -> list[str]:

@@ -38,6 +38,7 @@ from _cluster import (
     clear_queue,
     count_calls,
     counting_wrappers,
+    done_time,
     ensure_cluster,
     our_env,
     sacct_jobs,
@@ -141,14 +142,16 @@ def cluster_run(root: Path, learners: int, jobs: int, timeout: float) -> dict:
             if path.is_file():
                 written[f"{top} files"] += 1
                 written[f"{top} bytes"] += path.stat().st_size
-    finals = [path.stat().st_mtime for path in workdir.glob("results/s/**/result.json")]
+    finals = [done_time(log) for log in workdir.glob("logs/learners/s/**/*.log")]
     return {
         "learners": learners,
         "pack": pack if supports_pack() else None,
         "exit": code,
-        "learners done": len(finals),
+        "learners done": sum(not math.isnan(t) for t in finals),
         "makespan s": round(makespan, 1),
-        "last learner done after s": round(max(finals, default=started) - started, 1),
+        "last learner done after s": round(
+            max((t for t in finals if not math.isnan(t)), default=math.nan) - started, 1
+        ),
         "SLURM jobs": len(sacct_jobs(workdir, started)),
         "calls": count_calls(counts),
         "login peak RSS MB, snakemake + collector + local rules": round(rss.peak_mb),

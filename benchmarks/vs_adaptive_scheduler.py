@@ -41,6 +41,7 @@ from pathlib import Path
 
 from _cluster import (
     clear_queue,
+    done_time,
     ensure_cluster,
     ensure_partition,
     our_env,
@@ -176,15 +177,6 @@ def run_ours(workdir: Path, w: Workload, pack: int | None, timeout: float) -> di
     return {**run, "finals": [done_time(log) for log in workdir.glob("logs/learners/w/**/*.log")]}
 
 
-def done_time(log: Path) -> float:
-    """When the learner reached its goal: the `t` of its "done" metrics record. (Snakemake
-    touches results/ on the login node when it notices the job ended.)"""
-    for line in reversed(log.read_text().splitlines()):
-        if line.startswith("{") and json.loads(line).get("status") == "done":
-            return json.loads(line)["t"]
-    return math.nan
-
-
 def run_theirs(workdir: Path, w: Workload, python: Path, timeout: float) -> dict:
     workdir.mkdir(parents=True)
     (workdir / "theirs.py").write_text(THEIRS)
@@ -245,7 +237,8 @@ def measure(workdir: Path, run: dict, w: Workload) -> dict:
         "exit": run["exit"],
         "jobs": len(jobs),
         "makespan": run["returned"] - first_submit,
-        "all_done": max(run["finals"], default=math.nan) - first_submit,
+        "all_done": max((t for t in run["finals"] if not math.isnan(t)), default=math.nan)
+        - first_submit,
         "first_point": first_points,
         "points": len(every),
         "efficiency": w.points * w.learners * COST_S / 2 / span,  # 2 evaluating CPUs
