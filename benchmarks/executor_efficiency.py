@@ -3,8 +3,9 @@ bare adaptive Runner on the same executor.
 
 For each executor: a Learner1D on a 10 ms function with 2 workers, run to N points
   - ours: the real learner job (`python -m adaptive_snakemake.job`, under mpiexec for
-    dask-mpi); its time is the result's `elapsed` (the run loop and final save, cluster
-    start-up excluded: it is started before the attempt's clock);
+    dask-mpi; ipyparallel's engines under mpiexec); its time is the result's `elapsed`
+    (the run loop and final save, cluster start-up excluded: it is started before the
+    attempt's clock);
   - bare: adaptive.Runner(learner, executor=<the same kind of cluster>), timed
     around the runner only (cluster start-up excluded as well).
 Efficiency = N x 10 ms / (2 workers x time); the ideal is 1.0. The ratio ours / bare is
@@ -67,10 +68,19 @@ def _bare_runner(executor, points: int) -> float:
 def bare(kind: str, points: int, scheduler_file: str | None) -> None:
     if kind == "ipyparallel":
         import ipyparallel as ipp
+        from traitlets.config import Config
 
+        config = Config()  # engines under mpiexec, as ours
+        config.MPIEngineSetLauncher.mpi_cmd = [MPIEXEC]
         with (
             tempfile.TemporaryDirectory() as profile,
-            ipp.Cluster(n=WORKERS, log_level=40, profile_dir=profile) as client,
+            ipp.Cluster(
+                n=WORKERS,
+                log_level=40,
+                profile_dir=profile,
+                engine_launcher_class="mpi",
+                config=config,
+            ) as client,
         ):
             client.wait_for_engines(WORKERS)
             seconds = _bare_runner(client, points)
@@ -135,7 +145,12 @@ def ours(kind: str, points: int, scheduler_file: str | None) -> float:
         ("--result", "results/s/result.json"),
     ):
         command += [option, path]
-    env = {**os.environ, "ADAPTIVE_SNAKEMAKE_MONITOR": "off"}
+    # ipyparallel: the engines start under mpiexec, as the workflow runs them locally.
+    env = {
+        **os.environ,
+        "ADAPTIVE_SNAKEMAKE_MONITOR": "off",
+        "ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER": MPIEXEC,
+    }
     done = subprocess.run(
         command, cwd=workdir, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
     )

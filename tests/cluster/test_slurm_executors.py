@@ -2,14 +2,18 @@
 real SLURM test cluster, in one run (a SLURM run costs tens of seconds of latency): each
 learner's first job is scancel'ed after a checkpoint (SIGTERM to every process of the job:
 the engines, controller, dask scheduler and workers ignore it, the runner saves and stops
-them), snakemake resubmits it, and the retry resumes and reaches the goal. No ipcluster or
-dask process may be left behind on the node.
+them), snakemake resubmits it, and the retry resumes and reaches the goal. Both are MPI
+jobs: dask-mpi's ranks and ipyparallel's engines are one srun step each. No ipcluster or
+dask process may be left behind on the node. Engines that srun starts as separate programs
+(no --mpi) are refused before the learner starts.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
 import time
 
 import psutil
@@ -28,7 +32,14 @@ from tests.cluster.test_slurm_workflow import (
     slurm_workdir,
     submissions,
 )
-from tests.workflow_helpers import checkpoint_npoints, read_result, start_snakemake, wait_for
+from tests.unit.test_runner import _job_arguments, _workflow
+from tests.workflow_helpers import (
+    checkpoint_npoints,
+    environment,
+    read_result,
+    start_snakemake,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -57,16 +68,15 @@ NAMES = ("ipp", "daskmpi")
 
 
 def _cluster_processes(workdir, since: float) -> list[str]:
-    """ipcluster and dask-mpi processes started since the run began, still alive on the
-    (only) node."""
+    """The learner jobs' processes (runner, ipcluster with its engines under srun, dask-mpi
+    ranks) started since the run began, still alive on the (only) node."""
     left = []
     for process in psutil.process_iter(["cmdline", "cwd", "create_time"]):
         if process.info["create_time"] < since:
             continue
         cmdline = " ".join(process.info["cmdline"] or [])
-        if ("ipyparallel" in cmdline or "job.executors" in cmdline) or (
-            "adaptive_snakemake.job" in cmdline and process.info["cwd"] == str(workdir)
-        ):
+        # The run's own (by their working directory): other tests may run beside it.
+        if "adaptive_snakemake.job" in cmdline and process.info["cwd"] == str(workdir):
             left.append(cmdline[:200])
     return left
 
@@ -112,18 +122,23 @@ def test_cancelled_job_saves_and_the_retry_resumes_to_the_goal(executors_run, na
     assert_one_holder_at_a_time(workdir, name)
 
 
-def test_dask_mpi_runs_as_one_world_under_srun_and_ipyparallel_as_one_task(executors_run):
+def test_dask_mpi_and_ipyparallel_engines_run_as_one_world_under_srun(executors_run):
+    """Both get `tasks` SLURM tasks (rule learner_mpi). dask-mpi's job runs as 3 ranks; the
+    ipyparallel job's python runs once and its 2 engines are the only srun step."""
     workdir, output, _, _ = executors_run
     for job_id, rule, name in submissions(output):
-        steps = [s for s in sacct_steps(job_id) if s["JobID"] == f"{job_id}.0"]
-        if name == "daskmpi":
-            assert rule == "learner_mpi"
-            assert steps and steps[0]["NTasks"] == "3", steps  # scheduler, runner, worker
-        else:
-            assert rule == "learner"  # one task: the runner starts its engines itself
-            assert steps and steps[0]["NTasks"] == "1", steps
+        assert rule == "learner_mpi"
+        steps = [s for s in sacct_steps(job_id) if s["JobID"].startswith(f"{job_id}.")]
+        numbered = [s for s in steps if s["JobID"].split(".")[1].isdigit()]
+        assert len(numbered) == 1, steps
+        expected = "3" if name == "daskmpi" else "2"  # scheduler, runner, worker | engines
+        assert numbered[0]["JobID"] == f"{job_id}.0" and numbered[0]["NTasks"] == expected
     log = (workdir / "logs" / "learners" / "ipp.log").read_text()
-    assert "ipcluster up: controller and 2 engines" in log
+    launched = (
+        r"ipcluster up: controller and 2 engines in [\d.]+ s; the engines are one MPI world of 2 "
+        r"ranks started by `srun --mpi=pmi2 --kill-on-bad-exit=1 -n 2` \(SLURM step 0\) on "
+    )
+    assert re.search(launched, log), log[-3000:]
 
 
 def test_no_cluster_process_outlives_its_job(executors_run):
@@ -131,4 +146,30 @@ def test_no_cluster_process_outlives_its_job(executors_run):
     deadline = time.monotonic() + 15
     while _cluster_processes(workdir, began) and time.monotonic() < deadline:
         time.sleep(1)
+    assert not _cluster_processes(workdir, began)
+
+
+def test_engines_started_as_separate_programs_are_refused(slurm_cluster, tmp_path):
+    """`srun` without --mpi starts the engines as separate programs of world size 1: the job
+    (in an allocation of 3 tasks) refuses them before the learner starts, naming the setting
+    to fix, and leaves no process behind."""
+    workdir = _workflow(tmp_path, goal="{npoints: 20}", executor="ipyparallel", tasks=3)
+    env = environment()
+    env.update(ADAPTIVE_SNAKEMAKE_MONITOR="off", ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER="srun")
+    began = time.time()
+    allocation = ["salloc", "-n", "3", "-t", "5", "-A", slurm_cluster.account]
+    job = subprocess.run(
+        [*allocation, "-p", slurm_cluster.partition, sys.executable, *_job_arguments(workdir)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = job.stdout + job.stderr
+    assert job.returncode == 2, output[-3000:]
+    assert "the 2 ipyparallel engines are not one MPI world (world sizes [1]" in output, output
+    assert "set mpi_launcher (profile default-resources) to 'srun --mpi=pmi2'" in output
+    assert not (workdir / "state" / "s.pickle").exists()
+    assert not (workdir / "results").exists()
     assert not _cluster_processes(workdir, began)

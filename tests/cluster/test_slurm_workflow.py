@@ -490,6 +490,15 @@ def crash(slurm_cluster, tmp_path_factory):
         first = start_snakemake(workdir, *slurm_args(), log_name="run1.out")
         try:
             wait_for(lambda: (workdir / "results" / "quick" / "result.json").exists(), 180, "quick")
+            # ... and snakemake has seen its job end. (Learner jobs run no snakemake inside:
+            # the main snakemake records a finished job when its status round sees it, so a
+            # learner whose job ended after the last round before a crash is run again,
+            # writing its results from its checkpoint, computing nothing.)
+            wait_for(
+                lambda: "(Rule: learner)" in (workdir / "run1.out").read_text(),
+                60,
+                "snakemake to see quick's job end",
+            )
             for name in LONG:
                 wait_for(
                     lambda n=name: checkpoint_npoints(workdir, n) >= 20, 120, f"{name} running"

@@ -1,5 +1,6 @@
 """The ipyparallel, dask-mpi and dask executors through the real workflow (local run): the
-learner rules launch each the right way (dask-mpi under mpiexec as rule learner_mpi), and a
+learner rules launch each the right way (dask-mpi under mpiexec as rule learner_mpi,
+ipyparallel as rule learner_mpi with its engines under mpiexec), and a
 scheduler file that does not exist is refused before anything runs."""
 
 import pytest
@@ -34,6 +35,10 @@ def test_each_executor_runs_its_learner_to_the_goal(tmp_path, dask_cluster):  # 
     workdir = make_workdir(tmp_path, LEARNERS.format(scheduler_file=dask_cluster))
     dry = run_snakemake(workdir, "-n", "-p")
     assert "mpiexec -n 3 python -m adaptive_snakemake.job" in dry.stdout  # dask-mpi
+    # ipyparallel: an MPI job whose python starts once and its engines with the launcher.
+    assert "env ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER=mpiexec python -m adaptive_snakemake.job" in (
+        dry.stdout
+    )
     names = ("ipp", "daskmpi", "existing")
     # Only the learners: the summary, pictures and report are not what is tested here.
     run_snakemake(workdir, "--cores", "3", *(f"results/{n}/result.json" for n in names))
@@ -41,6 +46,8 @@ def test_each_executor_runs_its_learner_to_the_goal(tmp_path, dask_cluster):  # 
         result = read_result(workdir, name)
         assert result["npoints"] == 50, result
         assert result["attempts"] == 1
+    log = (workdir / "logs" / "learners" / "ipp.log").read_text()
+    assert "the engines are one MPI world of 2 ranks started by `mpiexec -n 2`" in log, log
 
 
 def test_missing_scheduler_file_is_refused_before_anything_runs(tmp_path):

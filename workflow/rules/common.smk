@@ -73,8 +73,8 @@ if workflow.is_main_process:
 
 
 def _is_mpi(spec):
-    """Learners whose job runs under the MPI launcher (rule learner_mpi)."""
-    return spec.executor in ("mpi4py", "dask-mpi")
+    """Learners whose job gets `tasks` MPI tasks and the MPI launcher (rule learner_mpi)."""
+    return spec.executor in ("mpi4py", "dask-mpi", "ipyparallel")
 
 
 def _names_regex(mpi):
@@ -152,6 +152,11 @@ def _launcher(spec, resources):
         # dask-mpi: every rank runs the job; dask_mpi.initialize splits them (executors.py)
         workers = " -m mpi4py.futures" if spec.executor == "mpi4py" else ""
         launcher = resources.get("mpi_launcher", "mpiexec")
+        # ipyparallel: python once; it starts its engines with the launcher (executors.py)
+        if spec.executor == "ipyparallel":
+            from shlex import quote
+
+            return f"env ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER={quote(launcher)} python"
         return f"{launcher} -n {resources.tasks} python{workers}"
     return "python"
 

@@ -19,7 +19,9 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -31,8 +33,13 @@ from adaptive_snakemake.errors import LauncherError
 
 log = logging.getLogger("adaptive_snakemake.job.executors")
 
-# Executors whose job runs under the MPI launcher (workflow/rules/common.smk: _is_mpi).
-MPI_EXECUTORS = ("mpi4py", "dask-mpi")
+# Executors whose job gets `tasks` MPI tasks and the MPI launcher (workflow/rules/common.smk:
+# _is_mpi): mpi4py and dask-mpi run under it, ipyparallel starts its engines with it.
+MPI_EXECUTORS = ("mpi4py", "dask-mpi", "ipyparallel")
+# The launcher (resources.mpi_launcher) of an ipyparallel job's engines, set by the workflow.
+MPI_LAUNCHER_ENV = "ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER"
+# "host pid" of the runner, for its engines (they exit if it dies without stopping them).
+RUNNER_ENV = "ADAPTIVE_SNAKEMAKE_IPP_RUNNER"
 # How long a job waits for an existing dask cluster's scheduler (and its first worker),
 # and for a cluster of its own to come up.
 CLUSTER_START_SECONDS = 120
@@ -59,7 +66,8 @@ def check_mpi_world(expected_ranks: int) -> None:
         raise LauncherError(
             f"MPI world size is {size} but this learner asked for {expected_ranks} ranks. "
             "The launcher started the ranks as separate programs: with SLURM set "
-            "resources mpi to 'srun --mpi=pmi2' (or your MPI's type, see `srun --mpi=list`); "
+            "mpi_launcher (profile default-resources) to 'srun --mpi=pmi2' (or your MPI's "
+            "type, see `srun --mpi=list`); "
             "locally use the mpiexec of the MPI that mpi4py was built with."
         )
 
@@ -286,26 +294,39 @@ class _DaskExecutor(Executor):
 
 
 class _IPCluster:
-    """An ipcluster inside the job: a controller and `engines` engines, local processes."""
+    """An ipcluster inside the job: a controller beside the runner, and `engines` engines
+    started as one MPI world by the job's MPI launcher (`<launcher> -n <engines> ipengine`),
+    so that they spread over the allocation's nodes as MPI ranks do."""
 
     def __init__(self, engines: int):
         import ipyparallel as ipp
         from traitlets.config import Config
 
+        self.launcher = mpi_launcher()
         self.profile_dir = tempfile.mkdtemp(prefix="adaptive-snakemake-ipp-")
         config = Config()
         # Our own entry points: the engines and the controller ignore stop signals (the runner
         # saves, then stops them) and exit if the runner dies without stopping them.
         serve = [sys.executable, "-m", "adaptive_snakemake.job.executors"]
         config.LocalControllerLauncher.controller_cmd = [*serve, "ipcontroller"]
-        config.LocalEngineSetLauncher.engine_cmd = [*serve, "ipengine"]
         config.LocalControllerLauncher.stop_seconds_until_kill = 1
-        config.LocalEngineLauncher.stop_seconds_until_kill = 1
+        config.MPIEngineSetLauncher.mpi_cmd = self.launcher
+        config.MPIEngineSetLauncher.engine_cmd = [*serve, "ipengine"]
+        config.MPIEngineSetLauncher.stop_seconds_until_kill = 1
+        # The engines of the runner's node watch it (kill -9 of the runner); the launcher
+        # passes the environment to every rank (with the controller's connection info).
+        config.MPIEngineSetLauncher.environment = {
+            RUNNER_ENV: f"{socket.gethostname()} {os.getpid()}"
+        }
         self.cluster = ipp.Cluster(
             n=engines,
             profile_dir=self.profile_dir,
-            controller_ip="127.0.0.1",
-            engine_launcher_class="local",
+            # In a batch job the engines may run on other nodes of the allocation: listen
+            # on every interface, reached by this node's name (the connection is signed
+            # with the cluster's key).
+            controller_ip="*" if _in_batch_job() else "127.0.0.1",
+            controller_location=socket.gethostname() if _in_batch_job() else "",
+            engine_launcher_class="mpi",
             controller_launcher_class="local",
             log_level=logging.WARNING,
             config=config,
@@ -313,31 +334,122 @@ class _IPCluster:
         )
         self.client = None
         self.engines = engines
+        self.world: list[dict] = []
+        self._stopping = threading.Event()
 
     def start(self):
-        """The connected client, once every engine has registered."""
+        """The connected client, once every engine has registered and the engines are
+        checked to be one MPI world."""
         started = time.monotonic()
-        self.client = self.cluster.start_and_connect_sync(n=self.engines, activate=False)
-        self.client.wait_for_engines(self.engines, timeout=CLUSTER_START_SECONDS)
+        self.cluster.start_controller_sync()
+        self.cluster.start_engines_sync(n=self.engines)
+        self.client = self.cluster.connect_client_sync()
+        self._wait_for_engines(started + CLUSTER_START_SECONDS)
+        self.world = self.client[:].apply_sync(engine_world)
+        _check_engine_world(self.world, self.engines, self.launcher)
+        hosts = sorted({rank["host"] for rank in self.world})
+        step = self.world[0]["slurm_step"]
         log.info(
-            "ipcluster up: controller and %d engines in %.1f s",
+            "ipcluster up: controller and %d engines in %.1f s; the engines are one MPI world "
+            "of %d ranks started by `%s -n %d`%s on %s",
             self.engines,
             time.monotonic() - started,
+            self.engines,
+            shlex.join(self.launcher),
+            self.engines,
+            f" (SLURM step {step})" if step is not None else "",
+            ", ".join(hosts),
         )
+        threading.Thread(target=self._watch_engines, daemon=True).start()
         return self.client
 
-    def _process_groups(self) -> list[int]:
-        """The controller and each engine lead a process group of their own (with the
-        controller's schedulers in it)."""
-        launchers = [self.cluster.controller]
-        for engine_set in (self.cluster.engines or {}).values():
-            launchers.extend(getattr(engine_set, "launchers", {}).values())
-        return [launcher.process.pid for launcher in launchers if launcher is not None]
+    def _watch_engines(self) -> None:
+        """An engine that dies (a crash in the function, the OOM killer, a lost node) ends
+        its launcher and with it every engine (srun --kill-on-bad-exit, mpiexec), as a dead
+        rank ends an MPI job. The learner then stops as on a stop signal (SIGUSR1): it saves
+        and the job fails, so that a retry resumes it, instead of waiting for engines until
+        its walltime."""
+        while not self._stopping.wait(1):
+            if not self._launcher_ended() or self._stopping.is_set():
+                continue
+            log.error(
+                "the ipyparallel engines ended while the learner ran (their launcher `%s` "
+                "exited: an engine crashed or was killed); stopping the learner so that a "
+                "retry resumes it",
+                shlex.join(self.launcher),
+            )
+            os.kill(os.getpid(), signal.SIGUSR1)
+            return
+
+    def _engine_set(self):
+        return next(iter(self.cluster.engines.values()), None)
+
+    def _launcher_ended(self) -> bool:
+        """Whether the engines' launcher process has ended. (Not the launcher's state: it is
+        updated by ipyparallel's event loop, which runs only inside its calls.)"""
+        import psutil
+
+        engine_set = self._engine_set()
+        if engine_set is None or engine_set.process is None:
+            return True
+        try:
+            launcher = engine_set.process  # a psutil.Process
+            return not launcher.is_running() or launcher.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
+    def _wait_for_engines(self, deadline: float) -> None:
+        """LauncherError, naming the launcher, if the engines do not all register: the launcher
+        ended (wrong flags, too few tasks in the allocation) or the time is up."""
+        while len(self.client.ids) < self.engines:
+            engine_set = self._engine_set()
+            ended = self._launcher_ended()
+            if ended or time.monotonic() > deadline:
+                output = engine_set.get_output().strip()[-2000:] if engine_set else ""
+                why = "the launcher ended" if ended else f"after {CLUSTER_START_SECONDS} s"
+                raise LauncherError(
+                    f"only {len(self.client.ids)} of {self.engines} ipyparallel engines "
+                    f"registered with the controller ({why}). They are started as "
+                    f"`{shlex.join(self.launcher)} -n {self.engines} ipengine`: check the "
+                    "learner's MPI launcher (mpi_launcher in the profile's default-resources; "
+                    "with SLURM e.g. 'srun --mpi=pmi2') "
+                    "and that the job has tasks = engines + 1 MPI tasks."
+                    + (f" The launcher's output:\n{output}" if output else "")
+                )
+            time.sleep(0.1)
+
+    def _processes(self) -> tuple[list, list]:
+        """(what to signal, what to wait for): the controller, the engines on this node and
+        the engines' launcher (mpiexec or srun; its ranks end with it). The launcher is
+        signalled only if it is not the engines' ancestor: srun forwards the signal to every
+        engine, mpiexec would end on it and kill its engines before they clean up."""
+        import psutil
+
+        here = socket.gethostname()
+        engines = []
+        for rank in self.world:
+            if rank["host"] == here:
+                with contextlib.suppress(psutil.Error):
+                    engines.append(psutil.Process(rank["pid"]))
+        processes = engines
+        with contextlib.suppress(psutil.Error):
+            processes = [psutil.Process(self.cluster.controller.process.pid), *engines]
+        engine_set = self._engine_set()
+        with contextlib.suppress(psutil.Error, AttributeError):
+            launcher = psutil.Process(engine_set.process.pid)
+            ancestors = {parent.pid for engine in engines for parent in engine.parents()}
+            if launcher.pid in ancestors:
+                return processes, [*processes, launcher]
+            return [*processes, launcher], [*processes, launcher]
+        return processes, processes
 
     def stop(self) -> None:
-        groups = []
+        import psutil
+
+        self._stopping.set()
+        signalled, waited = [], []
         with contextlib.suppress(Exception):
-            groups = self._process_groups()
+            signalled, waited = self._processes()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.abort()  # queued points
@@ -345,22 +457,59 @@ class _IPCluster:
                 self.client.close()
         # They ignore TERM (the job's stop signal); STOP_SIGNAL is their own way out: the
         # controller stops its schedulers, the engines their kernels.
-        import psutil
-
-        processes = []
-        for pid in groups:
+        for process in signalled:
             with contextlib.suppress(psutil.Error):
-                processes.append(psutil.Process(pid))
-                processes[-1].send_signal(STOP_SIGNAL)
-        psutil.wait_procs(processes, timeout=5)
-        for pid in groups:  # whatever is left, the controller's schedulers included
+                process.send_signal(STOP_SIGNAL)
+        _, alive = psutil.wait_procs(waited, timeout=5)
+        for process in alive:  # whatever is left; the launcher's ranks end with it
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        if self.cluster.controller is not None:  # the controller's schedulers
             with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(self.cluster.controller.process.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.cluster.stop_cluster_sync()
         import shutil
 
         shutil.rmtree(self.profile_dir, ignore_errors=True)
+
+
+def mpi_launcher() -> list[str]:
+    """The MPI launcher of the engines: the learner's resources.mpi_launcher, passed by the
+    workflow (get_launcher in workflow/rules/common.smk); without the workflow, `mpiexec`."""
+    return shlex.split(os.environ.get(MPI_LAUNCHER_ENV) or "mpiexec")
+
+
+def _in_batch_job() -> bool:
+    return bool(os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID"))
+
+
+def engine_world() -> dict:
+    """Run on each engine: where it runs, and the MPI world it belongs to."""
+    from mpi4py import MPI
+
+    return {
+        "size": MPI.COMM_WORLD.Get_size(),
+        "rank": MPI.COMM_WORLD.Get_rank(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "slurm_step": os.environ.get("SLURM_STEP_ID"),
+    }
+
+
+def _check_engine_world(world: list[dict], engines: int, launcher: list[str]) -> None:
+    """The engines must be one MPI world of `engines` ranks: a launcher that starts them as
+    separate programs (srun without --mpi) is misconfigured, as for mpi4py learners."""
+    sizes = sorted({rank["size"] for rank in world})
+    ranks = sorted(rank["rank"] for rank in world)
+    if sizes != [engines] or ranks != list(range(engines)):
+        raise LauncherError(
+            f"the {engines} ipyparallel engines are not one MPI world (world sizes {sizes}, "
+            f"ranks {ranks}): `{shlex.join(launcher)}` started them as separate programs. "
+            "With SLURM set mpi_launcher (profile default-resources) to 'srun --mpi=pmi2' "
+            "(or your MPI's type, see "
+            "`srun --mpi=list`); locally use the mpiexec of the MPI that mpi4py was built with."
+        )
 
 
 def _start_ipcluster(engines: int):
@@ -371,6 +520,8 @@ def _start_ipcluster(engines: int):
     _OWNED_CLUSTERS.append(cluster)
     try:
         return cluster.start(), engines
+    except LauncherError:
+        raise
     except Exception as error:
         raise LauncherError(
             f"the ipcluster (controller + {engines} engines) did not start: "
@@ -378,12 +529,41 @@ def _start_ipcluster(engines: int):
         ) from error
 
 
+def _runner_alive(runner: str) -> bool:
+    """False once the runner of this node ("host pid" in RUNNER_ENV) is gone."""
+    host, _, pid = runner.partition(" ")
+    if host != socket.gethostname():
+        return True  # another node: the launcher ends us when a rank there exits
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError):
+        pass
+    return True
+
+
 def _serve_ipyparallel(role: str) -> None:
     """`python -m adaptive_snakemake.job.executors ipengine|ipcontroller ARGS`."""
     ignore_stop_signals()
     parent = os.getppid()
+    runner = os.environ.get(RUNNER_ENV, "") if role == "ipengine" else ""
+    own_profile = None
+    if role == "ipengine" and not os.path.isdir(os.environ.get("IPP_PROFILE_DIR", "")):
+        # The runner's profile directory is in its node's /tmp: on another node of the
+        # allocation, an engine needs one of its own (it finds the controller through
+        # $IPP_CONNECTION_INFO, set by ipyparallel's Cluster, not through the files).
+        own_profile = tempfile.mkdtemp(prefix="adaptive-snakemake-ipengine-")
+        os.environ["IPP_PROFILE_DIR"] = own_profile
+
+    def remove_own_profile():
+        if own_profile:
+            import shutil
+
+            shutil.rmtree(own_profile, ignore_errors=True)
 
     def exit_now(*_):
+        remove_own_profile()
         if os.getpgid(0) == os.getpid():  # our own group: with the controller's schedulers
             os.killpg(0, signal.SIGKILL)
         os._exit(1)
@@ -391,7 +571,13 @@ def _serve_ipyparallel(role: str) -> None:
     def exit_with_parent():
         while True:
             time.sleep(1)
-            if os.getppid() != parent:  # the runner died (kill -9) without stopping us
+            # The runner died (kill -9) without stopping us: the controller is its child; an
+            # engine's parent is the launcher's proxy, so an engine watches the runner itself.
+            if os.getppid() != parent or (runner and not _runner_alive(runner)):
+                if role == "ipcontroller":  # the runner cannot remove its directory any more
+                    import shutil
+
+                    shutil.rmtree(os.environ.get("IPP_PROFILE_DIR") or "/nonexistent", True)
                 exit_now()
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
@@ -414,7 +600,10 @@ def _serve_ipyparallel(role: str) -> None:
             signal.signal(STOP_SIGNAL, exit_now)
 
     App.init_signal = init_signal  # TERM and INT stay ignored
-    main()
+    try:
+        main()
+    finally:
+        remove_own_profile()
 
 
 # -- the executor of the learner -----------------------------------------------------------------

@@ -6,7 +6,9 @@ per job on the test cluster, for nothing a learner job needs. The main snakemake
 knows the job's whole shell command (`job.shellcmd`: the rule's shell with its params,
 paths and resources filled in), so for the learner rules the job script is that command:
 
-    mkdir -p <output and log directories> && exec srun -n1 ... bash -c '<command>'
+    mkdir -p <output and log directories> && exec srun -n1 ... bash -s <<EOF
+    <command>
+    EOF
 
 (an MPI learner's command starts its own `srun --mpi=... -n N`). An srun step, because
 SLURM's walltime warning (`--signal=TERM@60`, not the B: form) reaches the processes of
@@ -17,14 +19,16 @@ them when it failed.
 Only for the learner rules (their params hold `JobArguments`), only without software
 deployment (conda, containers: those need snakemake in the job), and only for the plugin
 versions in `TESTED` (pinned in pyproject.toml); everything else goes the plugin's way.
-The script travels base64-encoded in sbatch's `--wrap` (the plugin quotes only `"`);
-one longer than `MAX_WRAP` (the kernel limits one argument to 128 KiB) goes the plugin's way.
+The script travels compressed and base64-encoded in sbatch's `--wrap` (the plugin quotes
+only `"`; the kernel limits one argument to 128 KiB, and a pack's command holds every
+learner's spec); one longer than `MAX_WRAP` even so goes the plugin's way. The step's
+shell reads the command from its standard input, for the same limit.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
+import gzip
 import os
 import shlex
 import sys
@@ -33,10 +37,9 @@ from importlib.metadata import PackageNotFoundError, version
 from adaptive_snakemake.job.arguments import JobArguments
 from adaptive_snakemake.slurm.compat import PLUGIN, _version_tuple
 
-log = logging.getLogger(__name__)
-
 TESTED = ((2, 8, 0), (2, 8, 0))
 MAX_WRAP = 100_000
+_END = "ADAPTIVE_SNAKEMAKE_END_OF_COMMAND"
 
 
 def direct_script(job) -> str | None:
@@ -49,17 +52,17 @@ def direct_script(job) -> str | None:
     command = job.shellcmd
     if not job.resources.get("mpi"):  # (a Namedlist: `in` would look at its values)
         cpus = f"--cpus-per-task={job.threads}"
-        command = f"exec srun -n1 --nodes=1 {cpus} bash -c {shlex.quote(command)}"
-    return f"mkdir -p {' '.join(map(shlex.quote, dirs))} && {command}"
+        command = f"exec srun -n1 --nodes=1 {cpus} bash -s <<'{_END}'\n{command}\n{_END}"
+    return f"mkdir -p {' '.join(map(shlex.quote, dirs))} && {command}\n"
 
 
 def wrap(script: str) -> str | None:
     """What sbatch --wrap runs: the script, decoded; no character the plugin's quoting or
     the login shell could change."""
-    encoded = base64.b64encode(script.encode()).decode()
+    encoded = base64.b64encode(gzip.compress(script.encode())).decode()
     if len(encoded) > MAX_WRAP:
         return None
-    return f"echo {encoded} | base64 -d | bash -s"
+    return f"echo {encoded} | base64 -d | gzip -d | bash -s"
 
 
 def install_direct_jobs() -> bool:
