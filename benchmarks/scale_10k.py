@@ -226,8 +226,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--learners", type=int, default=10_000)
-    # 200: pack 50 at 10,000 learners. A pack's command holds every member's spec (~0.7 kB
-    # each); past ~100 members it exceeds direct_jobs.MAX_WRAP and the job runs snakemake.
+    # 200 (the limit): pack 50 at 10,000 learners. A pack's command holds every
+    # member's spec (~0.7 kB each), and .snakemake/metadata keeps it for every output.
     parser.add_argument("--jobs", type=int, default=200, help="pack so that at most this many jobs")
     # Three checkpoints (save_interval 300 s) inside the steady window.
     parser.add_argument("--trace-seconds", type=float, default=930)
