@@ -20,6 +20,8 @@ CHECKPOINT = "state/{name}.pickle"
 # The learners of each pack of a sweep with `pack: N` (specs/packs.py); hidden: learner
 # names never start with ".", so no checkpoint or bookkeeping file can clash with it.
 PACKS_FILE = "state/.packs/{sweep}.json"
+# The specs of a pack's learners, for its job (job/arguments.py), written by the main process.
+PACK_SPECS = "state/.packs/{pack}.specs.json"
 # The job of a pack: its own messages; each learner's go to its LEARNER_LOG as well.
 PACK_LOG = "logs/packs/{pack}.log"
 SUMMARY = "results/summary.csv"

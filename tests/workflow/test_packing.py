@@ -74,6 +74,9 @@ def test_packs_reach_every_goal_and_rerun_exactly_what_changed(tmp_path):
     workdir = make_workdir(tmp_path, _learners())
     dry = run_snakemake(workdir, "-n", TARGET)
     assert _jobs(dry.stdout) == {"pack_packed_0": 1, "pack_packed_1": 1, "learner": 1}
+    # A pack's command names its specs file (Snakemake stores the command with every output)
+    assert "--specs-file state/.packs/packed.0.specs.json --checkpoint" in dry.stdout
+    assert '"name":"packed/offset~0.5"' not in dry.stdout
     run_snakemake(workdir, TARGET)
     for name in PACKED:
         result = read_result(workdir, name)

@@ -59,6 +59,12 @@ def _load_packs():
             names = [spec.name for spec in members]
             remember = workflow.is_main_process and not workflow.dryrun
             packs.extend(sweep_packs(sweep, names, size, remember=remember))
+    if workflow.is_main_process and not workflow.dryrun:
+        from adaptive_snakemake.job.arguments import write_specs
+
+        for pack in packs:  # what each pack's job reads (job/arguments.py)
+            specs = [SPECS[name] for name in pack.members]
+            write_specs(layout.PACK_SPECS.format(pack=pack.id), specs)
     return packs
 
 
@@ -316,7 +322,8 @@ def get_pack_arguments(pack):
     from adaptive_snakemake.job.arguments import JobArguments
 
     specs = [SPECS[name] for name in pack.members]
-    return JobArguments(specs, get_pack_files(pack, layout.CHECKPOINT))
+    specs_file = layout.PACK_SPECS.format(pack=pack.id)
+    return JobArguments(specs, get_pack_files(pack, layout.CHECKPOINT), specs_file)
 
 
 def get_pack_launcher(pack):

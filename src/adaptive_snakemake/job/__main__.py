@@ -1,6 +1,7 @@
 """A learner job, as the learner rules start it:
 
     [MPI launcher] python [-m mpi4py.futures] -m adaptive_snakemake.job --spec JSON...
+        (or --specs-file state/.packs/<pack>.specs.json)
         --checkpoint state/<name>.pickle... --learner-pickle results/<name>/learner.pickle...
         --result results/<name>/result.json... --log logs/learners/<name>.log... --runtime MIN
 
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 from adaptive_snakemake.errors import LauncherError
+from adaptive_snakemake.job.arguments import read_specs
 from adaptive_snakemake.job.executors import job_processes
 from adaptive_snakemake.job.lock import LearnerLock
 from adaptive_snakemake.job.runner import run_learners
@@ -31,23 +33,29 @@ log = logging.getLogger("adaptive_snakemake.job")
 def _arguments(argv) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run a job's learners to their goals.")
     each = {"nargs": "+", "required": True}
-    parser.add_argument("--spec", **each, help="each learner's spec, as JSON")
+    given = parser.add_mutually_exclusive_group(required=True)
+    given.add_argument("--spec", nargs="+", help="each learner's spec, as JSON")
+    given.add_argument("--specs-file", type=Path, help="a pack's specs: a JSON list")
     parser.add_argument("--checkpoint", **each, type=Path, help="state/<name>.pickle")
     parser.add_argument("--learner-pickle", **each, type=Path, help="the final data")
     parser.add_argument("--result", **each, type=Path, help="the result.json to write")
     parser.add_argument(
-        "--log", **each, type=Path, help="each learner's log, where metrics records go too"
+        "--log", nargs="+", type=Path, help="each learner's log, where metrics records go too"
     )
     parser.add_argument(
         "--runtime", type=float, help="the job's walltime in minutes, to recognise timeouts"
     )
     args = parser.parse_args(argv)
+    if args.specs_file is not None:
+        args.spec = [str(spec) for spec in read_specs(args.specs_file)]
+    if args.log is None:  # metrics records then go to the collector only
+        args.log = [None] * len(args.spec)
     counts = {len(getattr(args, key)) for key in ("spec", "checkpoint", "learner_pickle")}
     counts |= {len(args.result), len(args.log)}
     if len(counts) != 1:
         parser.error(
             "give each of --spec, --checkpoint, --learner-pickle, --result and "
-            "--log once per learner"
+            "--log once per learner (--specs-file: one spec per learner)"
         )
     return args
 

@@ -1,4 +1,9 @@
-"""How the learner rules hand a job its learners: `--spec JSON... --checkpoint PATH...`.
+"""How the learner rules hand a job its learners: `--spec JSON... --checkpoint PATH...`,
+or for a pack `--specs-file PATH --checkpoint PATH...`.
+
+A pack's specs go through a file (written by the main snakemake process, `write_specs`):
+Snakemake keeps a job's shell command in the metadata of every output, and a command with
+50 specs inline made that 87 KB per learner.
 
 A params object rather than strings or lists on purpose: Snakemake reruns a job when a
 params value it can represent (str, number, list, ...) changes and skips other values
@@ -9,19 +14,50 @@ the learner runs alone or in a pack should.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 
+from adaptive_snakemake.fileio import atomic_write_text
 from adaptive_snakemake.specs.parse import LearnerSpec
 
 
 class JobArguments:
-    def __init__(self, specs: Sequence[LearnerSpec], checkpoints: Sequence[str]):
+    def __init__(
+        self,
+        specs: Sequence[LearnerSpec],
+        checkpoints: Sequence[str],
+        specs_file: str | None = None,
+    ):
         self.specs = tuple(specs)
         self.checkpoints = tuple(checkpoints)
+        self.specs_file = specs_file
 
     def __str__(self) -> str:
         """The command-line options, each value quoted for the shell."""
-        specs = " ".join(shlex.quote(str(spec)) for spec in self.specs)
+        if self.specs_file is not None:
+            specs = f"--specs-file {shlex.quote(self.specs_file)}"
+        else:
+            specs = "--spec " + " ".join(shlex.quote(str(spec)) for spec in self.specs)
         checkpoints = " ".join(shlex.quote(path) for path in self.checkpoints)
-        return f"--spec {specs} --checkpoint {checkpoints}"
+        return f"{specs} --checkpoint {checkpoints}"
+
+
+def _specs_text(specs: Sequence[LearnerSpec]) -> str:
+    return json.dumps([spec.to_dict() for spec in specs], separators=(",", ":")) + "\n"
+
+
+def write_specs(path: str | Path, specs: Sequence[LearnerSpec]) -> None:
+    """The specs file of a pack, rewritten (atomically) only when its content changes."""
+    text = _specs_text(specs)
+    try:
+        if Path(path).read_text() == text:
+            return
+    except OSError:
+        pass
+    atomic_write_text(path, text)
+
+
+def read_specs(path: str | Path) -> list[LearnerSpec]:
+    return [LearnerSpec.from_dict(data) for data in json.loads(Path(path).read_text())]

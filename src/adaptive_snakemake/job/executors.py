@@ -34,8 +34,9 @@ from adaptive_snakemake.errors import LauncherError
 log = logging.getLogger("adaptive_snakemake.job.executors")
 
 # Executors whose job gets `tasks` MPI tasks and the MPI launcher (workflow/rules/common.smk:
-# _is_mpi): mpi4py and dask-mpi run under it, ipyparallel starts its engines with it.
-MPI_EXECUTORS = ("mpi4py", "dask-mpi", "ipyparallel")
+# _is_mpi): mpi4py and dask-mpi run under it (RANK_EXECUTORS: every rank runs the job),
+# ipyparallel starts its engines with it (its job runs once; the engines' world is checked).
+RANK_EXECUTORS = ("mpi4py", "dask-mpi")
 # The launcher (resources.mpi_launcher) of an ipyparallel job's engines, set by the workflow.
 MPI_LAUNCHER_ENV = "ADAPTIVE_SNAKEMAKE_MPI_LAUNCHER"
 # "host pid" of the runner, for its engines (they exit if it dies without stopping them).
@@ -118,7 +119,7 @@ def job_processes(spec):
     Raises LauncherError for a wrong MPI world.
     """
     kind = spec.executor
-    if kind in MPI_EXECUTORS:
+    if kind in RANK_EXECUTORS:
         check_mpi_world(mpi_ranks(kind, spec.tasks))
     try:
         if kind == "dask-mpi":
