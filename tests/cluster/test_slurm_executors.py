@@ -136,7 +136,8 @@ def test_dask_mpi_and_ipyparallel_engines_run_as_one_world_under_srun(executors_
     log = (workdir / "logs" / "learners" / "ipp.log").read_text()
     launched = (
         r"ipcluster up: controller and 2 engines in [\d.]+ s; the engines are one MPI world of 2 "
-        r"ranks started by `srun --mpi=pmi2 --kill-on-bad-exit=1 -n 2` \(SLURM step 0\) on "
+        r"ranks started by `srun --mpi=pmi2 --kill-on-bad-exit=1 --overcommit -n 2` "
+        r"\(SLURM step 0\) on "
     )
     assert re.search(launched, log), log[-3000:]
 

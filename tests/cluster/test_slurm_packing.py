@@ -87,9 +87,10 @@ def test_packs_run_as_one_slurm_job_each_and_a_cancelled_pack_resumes(slurm_clus
         result = read_result(workdir, name)
         assert result["npoints"] >= 200
         assert result["attempts"] == 2 and result["restored_npoints"] >= 20, result
-    # The MPI pack's learners shared one world of 2 ranks under srun, in one job step.
+    # The MPI pack's learners shared one world under srun, in one job step: 2 workers on
+    # the 2 CPUs held, and the manager rank (tasks: 2 -> 3 ranks).
     resubmitted = next(job for job, rule in jobs if rule == "pack_mpi_0" and job != victim)
-    steps = [step for step in sacct_steps(resubmitted) if step["NTasks"] == "2"]
+    steps = [step for step in sacct_steps(resubmitted) if step["NTasks"] == "3"]
     assert steps and all(step["State"] == "COMPLETED" for step in steps), steps
     summary = (workdir / "results" / "summary.csv").read_text()
     assert all(name in summary for name in POOL + MPI)
