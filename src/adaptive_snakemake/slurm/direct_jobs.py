@@ -40,6 +40,15 @@ from adaptive_snakemake.slurm.compat import PLUGIN, _version_tuple
 TESTED = ((2, 8, 0), (2, 8, 0))
 MAX_WRAP = 100_000
 _END = "ADAPTIVE_SNAKEMAKE_END_OF_COMMAND"
+# A requeued job runs its script again with the same job id. The MPICH ranks of its first
+# run, killed by the requeue, leave their shared-memory segment behind
+# (/dev/shm/mpich_shm_<id>_0, named after the job and step ids), and the ranks of the new
+# run's step 0 attach to it and hang or fail in MPI_Init. A step before the ranks' gives
+# them another step id, hence a segment of their own. (</dev/null: srun passes its stdin to
+# the task, and this script is bash's stdin.)
+_FRESH_STEP_AFTER_REQUEUE = (
+    'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then srun -n1 --nodes=1 true </dev/null; fi'
+)
 
 
 def direct_script(job) -> str | None:
@@ -49,11 +58,14 @@ def direct_script(job) -> str | None:
     if job.rule.workflow.deployment_settings.deployment_method:
         return None
     dirs = sorted({os.path.dirname(path) for path in [*job.output, *job.log]} - {""})
+    lines = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, dirs))}"]
     command = job.shellcmd
-    if not job.resources.get("mpi"):  # (a Namedlist: `in` would look at its values)
+    if job.resources.get("mpi"):  # (a Namedlist: `in` would look at its values)
+        lines.append(_FRESH_STEP_AFTER_REQUEUE)
+    else:
         cpus = f"--cpus-per-task={job.threads}"
         command = f"exec srun -n1 --nodes=1 {cpus} bash -s <<'{_END}'\n{command}\n{_END}"
-    return f"mkdir -p {' '.join(map(shlex.quote, dirs))} && {command}\n"
+    return "\n".join([*lines, command]) + "\n"
 
 
 def wrap(script: str) -> str | None:
