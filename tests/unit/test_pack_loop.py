@@ -127,3 +127,56 @@ def test_a_finished_member_is_not_computed_again(tmp_path):
     assert results["c/a~1"]["restored_npoints"] == first["c/a~1"]["npoints"]
     assert results["c/a~1"]["npoints"] == first["c/a~1"]["npoints"]  # nothing computed
     assert results["c/a~2"]["restored_npoints"] == 0 and results["c/a~2"]["npoints"] >= 30
+
+
+class _CountingPool:
+    """A real process pool that remembers the most points it ever had in flight."""
+
+    def __init__(self, workers: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(max_workers=workers)
+        self.in_flight: set = set()
+        self.most = 0
+
+    def submit(self, function, point):
+        future = self.pool.submit(function, point)
+        self.in_flight.add(future)
+        self.in_flight = {f for f in self.in_flight if not f.done()}
+        self.most = max(self.most, len(self.in_flight))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _max_in_flight(tmp_path: Path, monkeypatch, queue_ahead_below: float) -> tuple[int, dict]:
+    from adaptive_snakemake.job import loop
+
+    pool = _CountingPool(2)
+    monkeypatch.setattr(loop, "make_executor", lambda kind, tasks: (pool, 2))
+    monkeypatch.setattr(loop, "QUEUE_AHEAD_BELOW_S", queue_ahead_below)
+    sweep = {
+        "c": {
+            "function": f"{F}:curve",
+            "learner": "Learner1D",
+            "learner_kwargs": {"bounds": [-1, 1]},
+            "goal": {"npoints": 200},
+        }
+    }
+    code, results = _run(_specs(sweep), tmp_path)
+    assert code == 0
+    return pool.most, results["c"]
+
+
+def test_short_points_get_a_second_point_queued_per_worker(tmp_path, monkeypatch):
+    most, result = _max_in_flight(tmp_path, monkeypatch, queue_ahead_below=60.0)
+    assert most == 4  # 2 workers, each with one point running and one queued
+    assert 200 <= result["npoints"] <= 203
+
+
+def test_long_points_are_asked_for_one_per_worker(tmp_path, monkeypatch):
+    # every point counts as long: each is chosen with all earlier results known
+    most, result = _max_in_flight(tmp_path, monkeypatch, queue_ahead_below=0.0)
+    assert most == 2
+    assert 200 <= result["npoints"] <= 201
