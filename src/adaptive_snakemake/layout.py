@@ -22,6 +22,8 @@ CHECKPOINT = "state/{name}.pickle"
 PACKS_FILE = "state/.packs/{sweep}.json"
 # The specs of a pack's learners, for its job (job/arguments.py), written by the main process.
 PACK_SPECS = "state/.packs/{pack}.specs.json"
+# Created by a SLURM learner job's batch script when it exits (slurm/job_ends.py).
+JOB_ENDS_DIR = "state/.job-ends"
 # The job of a pack: its own messages; each learner's go to its LEARNER_LOG as well.
 PACK_LOG = "logs/packs/{pack}.log"
 SUMMARY = "results/summary.csv"

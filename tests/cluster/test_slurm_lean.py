@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from adaptive_snakemake.slurm.job_ends import GRACE_S, RECHECK_S
 from tests.cluster.accounting import sacct_finished
 from tests.cluster.slurm_calls import counting_path, read_calls
 from tests.cluster.test_slurm_workflow import (
@@ -167,3 +168,58 @@ def test_mpi_learner_evaluates_on_every_cpu_it_holds(lean_run):
         for start, end in intervals[1]
     )
     assert overlapping >= 0.25 * counts[1], (overlapping, counts)
+
+
+ONE_LEARNER = """
+sweeps:
+  one:
+    function: examples.functions:peak
+    learner: Learner1D
+    learner_kwargs: {bounds: [-1, 1]}
+    executor: process-pool
+    tasks: 1
+    goal: {npoints: 300}
+    fixed: {cost: 0.02}
+    resources: {runtime: 10, mem_mb: 500}
+"""
+
+
+def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(slurm_cluster, tmp_path):
+    """With status rounds 60 s apart, the end of a ~8 s learner job is still seen within
+    seconds: its batch script marks its end (slurm/job_ends.py), which wakes the status
+    thread. Without the marker, snakemake would first look 60 s after the submission."""
+    workdir = slurm_workdir(tmp_path, slurm_cluster, ONE_LEARNER)
+    calls = tmp_path / "calls.log"
+    env = environment()
+    env["PATH"] = counting_path(tmp_path / "bin", calls, env["PATH"])
+    try:
+        run = subprocess.run(
+            snakemake_command(
+                "--profile",
+                "profiles/slurm",
+                "--slurm-init-seconds-before-status-checks",
+                "60",
+                "results/one/result.json",
+            ),
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        exited = time.time()
+    finally:
+        cancel_leftovers(workdir)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    (job_id,) = [job for job, _, _ in submissions(output)]
+    row = sacct_finished([job_id])[job_id]
+    started = time.mktime(time.strptime(row["Start"], "%Y-%m-%dT%H:%M:%S"))
+    ended = time.mktime(time.strptime(row["End"], "%Y-%m-%dT%H:%M:%S"))
+    print(f"job ran {ended - started:.0f} s; snakemake exited {exited - ended:.1f} s after")
+    assert ended - started < 45, "the learner ran too long for this test to tell anything"
+    assert exited - started < 55, "snakemake waited for the 60 s status round"
+    assert exited - ended < 10
+    assert not list((workdir / "state" / ".job-ends").iterdir())  # each marker is taken
+    rounds = main_calls(read_calls(calls), "sacct ")
+    assert 1 <= len(rounds) <= 1 + GRACE_S / RECHECK_S, rounds

@@ -57,6 +57,8 @@ import threading
 import time
 from importlib.metadata import PackageNotFoundError, version
 
+from adaptive_snakemake.slurm.job_ends import a_job_has_ended
+
 PLUGIN = "snakemake-executor-plugin-slurm"
 # Versions known to have the bugs (checked up to 2.8.0); keep in step with pyproject.toml.
 AFFECTED = ((1, 9), (2, 8, 0))
@@ -64,7 +66,8 @@ AFFECTED = ((1, 9), (2, 8, 0))
 # 180 s), unless the initial interval is longer: the end of a long job is seen within it.
 # One round is one sacct for all jobs of the run.
 MAX_STATUS_INTERVAL_S = 10
-# How often the status thread's sleep looks whether snakemake is shutting down.
+# How often the status thread's sleep looks whether snakemake is shutting down (and
+# whether a job has ended: slurm/job_ends.py).
 SHUTDOWN_CHECK_S = 0.25
 
 
@@ -156,7 +159,9 @@ def fix_plugin_queries() -> bool:
 def fix_plugin_polling() -> bool:
     """Snakemake exits as soon as its last job is seen finished, not after the status
     thread's sleep; and the status interval stops growing at MAX_STATUS_INTERVAL_S (or at
-    the initial interval, if that is longer) (bug report 2, points 1 and 2)."""
+    the initial interval, if that is longer) (bug report 2, points 1 and 2). The sleep also
+    ends when a learner job marks its end (job_ends.py; not a bug fix: a feature of ours
+    that lives in the same sleep)."""
     plugin = _affected_plugin()
     executor = getattr(plugin, "Executor", None)
     interval = getattr(executor, "next_seconds_between_status_checks", None)
@@ -170,8 +175,11 @@ def fix_plugin_polling() -> bool:
         if not hasattr(self, "wait"):  # not the RemoteExecutor this was written for
             await original_sleep(self)
             return
-        deadline = time.monotonic() + self.next_seconds_between_status_checks
+        started = time.monotonic()
+        deadline = started + self.next_seconds_between_status_checks
         while self.wait and (left := deadline - time.monotonic()) > 0:
+            if a_job_has_ended(self, time.monotonic() - started):
+                return  # the next round now, not at the end of the interval
             await asyncio.sleep(min(left, SHUTDOWN_CHECK_S))
 
     def capped(self, seconds):

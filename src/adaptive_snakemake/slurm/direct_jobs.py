@@ -6,11 +6,15 @@ per job on the test cluster, for nothing a learner job needs. The main snakemake
 knows the job's whole shell command (`job.shellcmd`: the rule's shell with its params,
 paths and resources filled in), so for the learner rules the job script is that command:
 
-    mkdir -p <output and log directories> && exec srun -n1 ... bash -s <<EOF
+    set -e
+    mkdir -p <output and log directories> state/.job-ends
+    trap 'touch state/.job-ends/"$SLURM_JOB_ID"' EXIT
+    srun -n1 ... bash -s <<EOF
     <command>
     EOF
 
-(an MPI learner's command starts its own `srun --mpi=... -n N`). An srun step, because
+(an MPI learner's command starts its own `srun --mpi=... -n N`). The trap tells the main
+snakemake at once that the job ends (job_ends.py). An srun step, because
 SLURM's walltime warning (`--signal=TERM@60`, not the B: form) reaches the processes of
 job steps, not the batch shell. The learner writes its results itself; snakemake, as
 always, checks them on the login node when sacct reports the job COMPLETED, and removes
@@ -34,8 +38,10 @@ import shlex
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from adaptive_snakemake import layout
 from adaptive_snakemake.job.arguments import JobArguments
 from adaptive_snakemake.slurm.compat import PLUGIN, _version_tuple
+from adaptive_snakemake.slurm.job_ends import end_marker_lines
 
 TESTED = ((2, 8, 0), (2, 8, 0))
 MAX_WRAP = 100_000
@@ -57,14 +63,15 @@ def direct_script(job) -> str | None:
         return None
     if job.rule.workflow.deployment_settings.deployment_method:
         return None
-    dirs = sorted({os.path.dirname(path) for path in [*job.output, *job.log]} - {""})
-    lines = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, dirs))}"]
+    dirs = {os.path.dirname(path) for path in [*job.output, *job.log]} - {""}
+    dirs = sorted(dirs | {layout.JOB_ENDS_DIR})
+    lines = ["set -e", f"mkdir -p {' '.join(map(shlex.quote, dirs))}", *end_marker_lines()]
     command = job.shellcmd
     if job.resources.get("mpi"):  # (a Namedlist: `in` would look at its values)
         lines.append(_FRESH_STEP_AFTER_REQUEUE)
     else:
         cpus = f"--cpus-per-task={job.threads}"
-        command = f"exec srun -n1 --nodes=1 {cpus} bash -s <<'{_END}'\n{command}\n{_END}"
+        command = f"srun -n1 --nodes=1 {cpus} bash -s <<'{_END}'\n{command}\n{_END}"
     return "\n".join([*lines, command]) + "\n"
 
 
