@@ -1,10 +1,14 @@
 """Draws results/plots/<sweep>.png from the sweep's saved learners."""
 
-import json
-import sys
+from adaptive_snakemake.lazy_imports import defer
 
-from adaptive_snakemake.results.plots import write_sweep_plot
-from adaptive_snakemake.specs.parse import LearnerSpec
+defer()  # adaptive's heavy imports, loaded only if used
+
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from adaptive_snakemake.results.plots import write_sweep_plot  # noqa: E402
+from adaptive_snakemake.specs.parse import LearnerSpec  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

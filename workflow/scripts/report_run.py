@@ -1,8 +1,12 @@
 """Draws the run's report pieces: every learner's table, the timeline, the convergence."""
 
-import sys
+from adaptive_snakemake.lazy_imports import defer
 
-from adaptive_snakemake.results.report import write_run_report
+defer()  # adaptive's heavy imports, loaded only if used
+
+import sys  # noqa: E402
+
+from adaptive_snakemake.results.report import write_run_report  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

@@ -1,8 +1,12 @@
 """Draws a sweep's report page (results/report/sweeps/<sweep>.html) and picture."""
 
-import sys
+from adaptive_snakemake.lazy_imports import defer
 
-from adaptive_snakemake.results.report import write_sweep_report
+defer()  # adaptive's heavy imports, loaded only if used
+
+import sys  # noqa: E402
+
+from adaptive_snakemake.results.report import write_sweep_report  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

@@ -1,8 +1,12 @@
 """Writes results/summary.csv from every learner's result.json."""
 
-import sys
+from adaptive_snakemake.lazy_imports import defer
 
-from adaptive_snakemake.results.summary import write_summary
+defer()  # adaptive's heavy imports, loaded only if used
+
+import sys  # noqa: E402
+
+from adaptive_snakemake.results.summary import write_summary  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

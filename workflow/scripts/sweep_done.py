@@ -1,8 +1,12 @@
 """Marks a sweep done once every one of its learners has reached its goal."""
 
-import sys
+from adaptive_snakemake.lazy_imports import defer
 
-from adaptive_snakemake.results.summary import write_sweep_done
+defer()  # adaptive's heavy imports, loaded only if used
+
+import sys  # noqa: E402
+
+from adaptive_snakemake.results.summary import write_sweep_done  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from adaptive_snakemake.job.lazy_imports import defer
+from adaptive_snakemake.lazy_imports import defer
 
 defer()  # before adaptive is imported: ~1.1 s less before the first point
 
