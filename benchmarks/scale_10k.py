@@ -5,8 +5,9 @@
     python benchmarks/scale_10k.py --only dry-run     # only `snakemake -n` (10k, 100k, trivial)
 
 Parts, in this order (each can be picked with --only):
-  dry-run  `snakemake -n` of --learners and of 100,000 learners (unpacked), time and peak RSS,
-           against a trivial Snakefile of as many targets (benchmarks/dag_parse.py's).
+  dry-run  `snakemake -n` of --learners and of 100,000 learners, one job per learner and
+           packed (pack: 100), time and peak RSS, against a trivial Snakefile of as many
+           targets (benchmarks/dag_parse.py's).
   cluster  --learners learners (20 points of a 1 ms function each), packed into at most
            --jobs SLURM jobs, to their goals with `snakemake --profile profiles/slurm` as
            this branch ships it: makespan; jobs submitted; sbatch, sacct, squeue, scontrol,
@@ -50,6 +51,8 @@ from dag_parse import TRIVIAL
 HERE = Path(__file__).resolve().parent
 CALL = re.compile(r"\d+\s+[\d.]+ (\w+)\(")  # a line of strace -f -ttt: pid, time, call
 COUNTED = ["sbatch", "sacct", "squeue", "scontrol", "sacctmgr", "srun"]
+# `snakemake -n` is also timed with the sweep packed, as a sweep of this size would run.
+DRY_RUN_PACK = 100
 FUNCTIONS = '''
 import time
 
@@ -102,14 +105,19 @@ def dry_runs(root: Path, learners: int) -> dict:
     (trivial / "Snakefile").write_text(TRIVIAL)
     results = {}
     for n in sorted({learners, 100_000}):
-        sweep = sweep_yaml(n, "    executor: process-pool\n    tasks: 1\n")
-        workdir = workdir_for(root, f"dry-{n}", sweep)
-        ours = [*command, "--workflow-profile", "none"]
-        results[f"ours {n}"] = timed_peak(ours, workdir, our_env())
-        print(f"snakemake -n, ours, {n} learners: {results[f'ours {n}']}", flush=True)
+        for pack in (None, DRY_RUN_PACK):  # one job per learner; packed, as at scale
+            extra = "    executor: process-pool\n    tasks: 1\n"
+            extra += f"    pack: {pack}\n" if pack else ""
+            label = f"ours {n}" + (f" pack {pack}" if pack else "")
+            workdir = workdir_for(root, f"dry-{n}-{pack}", sweep_yaml(n, extra))
+            ours = [*command, "--workflow-profile", "none"]
+            results[label] = timed_peak(ours, workdir, our_env())
+            print(f"snakemake -n, {label}: {results[label]}", flush=True)
     config = ["--config", f"targets={learners}"]
     results[f"trivial {learners}"] = timed_peak([*command, *config], trivial)
-    results["ratio"] = results[f"ours {learners}"][0] / results[f"trivial {learners}"][0]
+    trivial_s = results[f"trivial {learners}"][0]
+    results["ratio"] = results[f"ours {learners}"][0] / trivial_s
+    results["ratio packed"] = results[f"ours {learners} pack {DRY_RUN_PACK}"][0] / trivial_s
     return results
 
 
