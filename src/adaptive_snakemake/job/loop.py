@@ -174,6 +174,13 @@ def _in_flight_limit(kind: str, capacity: int, returned: int, started: float) ->
     return 2 * capacity if seconds_per_point < QUEUE_AHEAD_BELOW_S else capacity
 
 
+def _enough(run, in_flight: int) -> bool:
+    """The points in flight complete the learner's npoints goal: asking for more would
+    compute points past its goal."""
+    npoints = run.spec.goal.get("npoints")
+    return npoints is not None and learner_npoints(run.learner) + in_flight >= npoints
+
+
 def _hand_out(active, pending, executor, limit, fail) -> set:
     """Fill the free places, fewest points (done and in flight) first; returns the
     learners that were asked and had no point to give."""
@@ -181,7 +188,9 @@ def _hand_out(active, pending, executor, limit, fail) -> set:
     free = limit - len(pending)
     asked_out: set = set()  # learners with no point to give right now
     while free > 0:
-        candidates = [run for run in active if run not in asked_out]
+        candidates = [
+            run for run in active if run not in asked_out and not _enough(run, in_flight[run])
+        ]
         if not candidates:
             break
         run = min(candidates, key=lambda r: learner_npoints(r.learner) + in_flight[r])
