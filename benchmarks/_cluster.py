@@ -164,6 +164,7 @@ class PeakRss:
         self.pid, self.also, self.interval = pid, also, interval
         self.peak_mb = 0.0  # the tree (and matches) together
         self.root_peak_mb = 0.0  # the process alone
+        self.service_peak_mb = 0.0  # the process and the `also` matches (not its children)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -189,14 +190,18 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total = 0
+            total = service = 0
             for proc in self._processes():
                 try:
                     rss = proc.memory_info().rss
+                    cmdline = " ".join(proc.cmdline()) if self.also else ""
                 except psutil.Error:
                     continue
                 total += rss
                 if proc.pid == self.pid:
                     self.root_peak_mb = max(self.root_peak_mb, rss / 2**20)
+                if proc.pid == self.pid or (self.also and self.also in cmdline):
+                    service += rss
             self.peak_mb = max(self.peak_mb, total / 2**20)
+            self.service_peak_mb = max(self.service_peak_mb, service / 2**20)
             self._stop.wait(self.interval)

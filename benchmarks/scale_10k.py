@@ -163,6 +163,7 @@ def cluster_run(root: Path, learners: int, jobs: int, timeout: float) -> dict:
         "SLURM jobs": len(sacct_jobs(workdir, started)),
         "calls": count_calls(counts),
         "login peak RSS MB, snakemake + collector + local rules": round(rss.peak_mb),
+        "login peak RSS MB, snakemake + collector": round(rss.service_peak_mb),
         "login peak RSS MB, snakemake alone": round(rss.root_peak_mb),
         "per learner": {k: round(v / learners, 1) for k, v in sorted(written.items())},
     }
