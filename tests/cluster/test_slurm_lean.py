@@ -87,27 +87,34 @@ def lean_run(slurm_cluster, tmp_path_factory):
     workdir = slurm_workdir(tmp, slurm_cluster, LEARNERS)
     (workdir / "probe.py").write_text(PROBE)
     (workdir / "marks").mkdir()
+    targets = [f"results/{name}/result.json" for name in TARGETS]
+    started = time.time()
+    output, exited, calls = run_counted(workdir, tmp, *targets, timeout=420)
+    print(f"snakemake --profile profiles/slurm took {exited - started:.0f} s")
+    return workdir, output, exited, calls
+
+
+def run_counted(workdir, tmp, *args: str, timeout: float) -> tuple[str, float, list]:
+    """snakemake --profile profiles/slurm *args, every SLURM command counted: (its output,
+    when it exited, the calls); it must succeed."""
     calls = tmp / "calls.log"
     env = environment()
     env["PATH"] = counting_path(tmp / "bin", calls, env["PATH"])
-    targets = [f"results/{name}/result.json" for name in TARGETS]
-    started = time.time()
     try:
         run = subprocess.run(
-            snakemake_command("--profile", "profiles/slurm", *targets),
+            snakemake_command("--profile", "profiles/slurm", *args),
             cwd=workdir,
             env=env,
             capture_output=True,
             text=True,
-            timeout=420,
+            timeout=timeout,
         )
         exited = time.time()
     finally:
         cancel_leftovers(workdir)
     output = run.stdout + run.stderr
-    print(f"snakemake --profile profiles/slurm took {exited - started:.0f} s")
     assert run.returncode == 0, output[-6000:]
-    return workdir, output, exited, read_calls(calls)
+    return output, exited, read_calls(calls)
 
 
 def main_calls(calls, command: str, since: float = 0) -> list[tuple[float, str, str]]:
@@ -189,29 +196,10 @@ def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(slurm_cluster, t
     seconds: its batch script marks its end (slurm/job_ends.py), which wakes the status
     thread. Without the marker, snakemake would first look 60 s after the submission."""
     workdir = slurm_workdir(tmp_path, slurm_cluster, ONE_LEARNER)
-    calls = tmp_path / "calls.log"
-    env = environment()
-    env["PATH"] = counting_path(tmp_path / "bin", calls, env["PATH"])
-    try:
-        run = subprocess.run(
-            snakemake_command(
-                "--profile",
-                "profiles/slurm",
-                "--slurm-init-seconds-before-status-checks",
-                "60",
-                "results/one/result.json",
-            ),
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        exited = time.time()
-    finally:
-        cancel_leftovers(workdir)
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-6000:]
+    interval = ("--slurm-init-seconds-before-status-checks", "60")
+    output, exited, calls = run_counted(
+        workdir, tmp_path, *interval, "results/one/result.json", timeout=300
+    )
     (job_id,) = [job for job, _, _ in submissions(output)]
     row = sacct_finished([job_id])[job_id]
     started = time.mktime(time.strptime(row["Start"], "%Y-%m-%dT%H:%M:%S"))
@@ -221,5 +209,5 @@ def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(slurm_cluster, t
     assert exited - started < 55, "snakemake waited for the 60 s status round"
     assert exited - ended < 10
     assert not list((workdir / "state" / ".job-ends").iterdir())  # each marker is taken
-    rounds = main_calls(read_calls(calls), "sacct ")
+    rounds = main_calls(calls, "sacct ")
     assert 1 <= len(rounds) <= 1 + GRACE_S / RECHECK_S, rounds
