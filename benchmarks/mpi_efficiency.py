@@ -8,8 +8,8 @@ as the real learner job (`python -m mpi4py.futures -m adaptive_snakemake.job`):
   - with --local: `mpiexec -n 3` on this machine (no other load assumed).
 Efficiency = ideal / runner time, ideal = points x cost / 2 workers (10 s), runner time = the
 result's `elapsed`; rank 0's CPU % is what the manager (and the runner) take from the worker
-that shares its CPU. Each MPI4PY_FUTURES_BACKOFF variant is given to every rank (unset: the
-job's own choice, executors.MPI_BACKOFF_S).
+that shares its CPU. Each ADAPTIVE_SNAKEMAKE_MPI_BACKOFF variant (the longest sleep between two
+polls) is given to every rank (unset: the job's own choice, mpi_pool.MAX_BACKOFF_S).
 
     PYTHONPATH=src .venv/bin/python benchmarks/mpi_efficiency.py [--repeat 2] [--local]
 """
@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORKERS = 2
 SRUN = "srun --mpi=pmi2 --kill-on-bad-exit=1 --overcommit"
-# None: the environment variable unset: the job's own choice (executors.MPI_BACKOFF_S, 1e-4),
-# for every rank; 0.001 is mpi4py's default.
+# None: the environment variable unset: the job's own choice (mpi_pool.MAX_BACKOFF_S, 1e-4),
+# for every rank; 0.001 is mpi4py.futures' default.
 BACKOFFS = (None, "0.001", "0.00001")
 
 
@@ -64,7 +64,7 @@ def job_command(workdir: Path, points: int, cost: float) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "mpi4py.futures",
+        "adaptive_snakemake.job.mpi_pool",
         "-m",
         "adaptive_snakemake.job",
         "--spec",
@@ -96,9 +96,9 @@ def run_once(backoff: str | None, points: int, cost: float, local: bool) -> tupl
         command = job_command(workdir, points, cost)
         env = dict(os.environ, ADAPTIVE_SNAKEMAKE_MONITOR="off")
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        env.pop("MPI4PY_FUTURES_BACKOFF", None)
+        env.pop("ADAPTIVE_SNAKEMAKE_MPI_BACKOFF", None)
         if backoff is not None:
-            env["MPI4PY_FUTURES_BACKOFF"] = backoff
+            env["ADAPTIVE_SNAKEMAKE_MPI_BACKOFF"] = backoff
         ranks = WORKERS + 1
         if local:
             launch = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), *command]
@@ -140,7 +140,7 @@ def main() -> None:
     where = "mpiexec, this machine" if args.local else "SLURM, 2 CPUs held, srun --overcommit"
     print(f"3 ranks ({WORKERS} workers + manager), {args.points} points x {args.cost} s, {where}")
     print(
-        f"{'MPI4PY_FUTURES_BACKOFF':<24}{'runner time (s)':<24}{'efficiency':<12}"
+        f"{'ADAPTIVE_SNAKEMAKE_MPI_BACKOFF':<32}{'runner time (s)':<24}{'efficiency':<12}"
         f"rank 0 CPU % (median; ideal {ideal:g} s)"
     )
     for backoff, elapsed in times.items():
@@ -148,7 +148,7 @@ def main() -> None:
         shown = " ".join(f"{t:.2f}" for t in elapsed)
         manager = statistics.median(cpu[backoff])
         print(
-            f"{backoff or 'unset (job default)':<24}{shown:<24}{ideal / median:<12.3f}{manager:.0f}"
+            f"{backoff or 'unset (job default)':<32}{shown:<24}{ideal / median:<12.3f}{manager:.0f}"
         )
     print(f"load average after: {os.getloadavg()}")
 

@@ -16,6 +16,11 @@ COMMANDS = {
         "adaptive_snakemake.results.plots",
         "main_plot",
     ),
+    "report": (
+        "draw the report's pages and collect them into one HTML file (snakemake --report)",
+        "adaptive_snakemake.results.report_command",
+        "main_report",
+    ),
     "cancel-orphans": (
         "cancel this workflow's SLURM jobs left running by a killed snakemake",
         "adaptive_snakemake.slurm.cancel_orphans",

@@ -61,6 +61,10 @@ def _job_arguments(workdir):
     ]
 
 
+# How the workflow starts an mpi4py learner job under its MPI launcher.
+MPI_POOL = (sys.executable, "-m", "adaptive_snakemake.job.mpi_pool")
+
+
 def _start_job(workdir, *args, preexec_fn=None, at_end=False):
     """The job (under `args` as its launcher; with at_end, `args` are extra job options)."""
     env = environment()
@@ -68,7 +72,7 @@ def _start_job(workdir, *args, preexec_fn=None, at_end=False):
     launcher, extra = ((), list(args)) if at_end else (args, [])
     command = (
         [*launcher, sys.executable, *_job_arguments(workdir)]
-        if not launcher or "mpi4py" not in launcher[-1]
+        if not launcher or "mpi_pool" not in launcher[-1]
         else [*launcher, *_job_arguments(workdir)]
     )
     job = subprocess.Popen(
@@ -155,7 +159,9 @@ def test_mpi_world_size_mismatch_is_a_clear_failure(tmp_path):
     got the old layout, `-n tasks`)."""
     workdir = _workflow(tmp_path, executor="mpi4py", tasks=2)
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    job = _start_job(workdir, mpiexec, "-n", "2", sys.executable, "-m", "mpi4py.futures")
+    job = _start_job(
+        workdir, mpiexec, "-n", "2", sys.executable, "-m", "adaptive_snakemake.job.mpi_pool"
+    )
     output, _ = job.communicate(timeout=120)
     assert job.returncode != 0
     assert "MPI world size is 2 but this learner asked for 3 ranks" in output
@@ -166,7 +172,9 @@ def test_mpi_learner_runs_with_the_ranks_it_asked_for(tmp_path):
     """tasks: 2 workers, plus the manager: 3 ranks."""
     workdir = _workflow(tmp_path, executor="mpi4py", tasks=2, goal="{npoints: 50}")
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    job = _start_job(workdir, mpiexec, "-n", "3", sys.executable, "-m", "mpi4py.futures")
+    job = _start_job(
+        workdir, mpiexec, "-n", "3", sys.executable, "-m", "adaptive_snakemake.job.mpi_pool"
+    )
     output, _ = job.communicate(timeout=120)
     assert job.returncode == 0, output
     result = json.loads((workdir / "results" / "s" / "result.json").read_text())
@@ -206,7 +214,9 @@ def test_sigterm_to_every_mpi_rank_still_saves(tmp_path):
 
     workdir = _workflow(tmp_path, executor="mpi4py", tasks=2)
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    job = _start_job(workdir, mpiexec, "-n", "3", sys.executable, "-m", "mpi4py.futures")
+    job = _start_job(
+        workdir, mpiexec, "-n", "3", sys.executable, "-m", "adaptive_snakemake.job.mpi_pool"
+    )
     wait_for(lambda: _meta(workdir).get("npoints", 0) > 20, 90, "a first checkpoint")
     time.sleep(0.7)
     ranks = [

@@ -51,7 +51,7 @@ def test_killed_learner_job_is_retried_and_resumes(tmp_path, executor):
         victims = [
             p
             for p in _learner_processes("slow")
-            if "mpi4py.futures" in " ".join(p.cmdline()) or executor != "mpi4py"
+            if "adaptive_snakemake.job.mpi_pool" in " ".join(p.cmdline()) or executor != "mpi4py"
         ]
         assert victims, "no learner process found"
         for process in victims:

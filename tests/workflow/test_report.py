@@ -1,4 +1,5 @@
-"""`snakemake --report`: a finished run and a half-finished one, opened in real Chromium."""
+"""The report (`adaptive-snakemake report`: the pages, then `snakemake --report`): a finished
+run and a half-finished one, opened in real Chromium."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import make_workdir, run_snakemake
+from tests.workflow_helpers import environment, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -118,8 +120,18 @@ def open_in_report(report: Path, result_path: str, category: str, fragment: str 
     return copy
 
 
+def make_report(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`adaptive-snakemake report [args]` as a user runs it in the workflow directory."""
+    command = [sys.executable, "-m", "adaptive_snakemake.cli", "report", *args]
+    done = subprocess.run(
+        command, cwd=workdir, env=environment(), capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-6000:]
+    assert "report written to report.html" in done.stdout
+    return done
+
+
 def check_report(workdir: Path, sweeps: list[str]) -> dict:
-    run_snakemake(workdir, "--report", "report.html")
     report = workdir / "report.html"
     assert report.stat().st_size > 0
     results = report_results(report)
@@ -174,6 +186,10 @@ def test_report_of_a_finished_run(tmp_path):
     workdir = make_workdir(tmp_path, LEARNERS.replace("breaks", "smooth"))
     (workdir / "report_functions.py").write_text(FUNCTIONS)
     run_snakemake(workdir)
+    # The pages are drawn when asked for (report_at_end: false), without rerunning anything.
+    assert not (workdir / "results/report").exists()
+    drawn = make_report(workdir)
+    assert "rule learner" not in drawn.stderr and "localrule report_run" in drawn.stderr
     for name in ("summary.html", "timeline.png", "convergence.png", "sweeps/avg.png"):
         assert (workdir / "results/report" / name).stat().st_size > 0
     results = check_report(workdir, ["avg", "broken", "line"])
@@ -200,11 +216,8 @@ def test_report_of_a_half_finished_run(tmp_path):
     )
     assert run.returncode != 0  # broken fails
     assert (workdir / "state/broken.failed.json").exists()
-    # The report of a finished run is refused: its pages do not exist yet ...
-    refused = run_snakemake(workdir, "--report", "report.html", check=False)
-    assert refused.returncode != 0 and "does not exist" in refused.stderr
-    # ... they are drawn from the current state, then collected.
-    drawn = run_snakemake(workdir, "report_pages", "--nolock", "--config", "report_from=current")
+    # Drawn from the current state, then collected: no learner runs.
+    drawn = make_report(workdir, "--current")
     assert "rule learner" not in drawn.stderr and "localrule report_run" in drawn.stderr
     results = check_report(workdir, ["avg", "broken", "line"])
     summary = embedded(results, "results/report/summary.html").decode()
@@ -213,3 +226,14 @@ def test_report_of_a_half_finished_run(tmp_path):
     # The report pages are redrawn on every call in current mode (the state moves on).
     again = run_snakemake(workdir, "report_pages", "--nolock", "--config", "report_from=current")
     assert "report_run" in again.stderr
+
+
+def test_report_at_end_draws_the_pages_in_every_run(tmp_path):
+    """config report_at_end: true puts the report's pages into the run itself (dry run: the
+    plan), as they were before they became drawn on request."""
+    workdir = make_workdir(tmp_path, LEARNERS)
+    (workdir / "report_functions.py").write_text(FUNCTIONS)
+    plain = run_snakemake(workdir, "-n")
+    assert "report_run" not in plain.stdout and "plot_sweep" in plain.stdout
+    at_end = run_snakemake(workdir, "-n", "--config", "report_at_end=True")
+    assert "report_run" in at_end.stdout and "report_sweep" in at_end.stdout

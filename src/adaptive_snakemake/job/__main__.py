@@ -1,6 +1,7 @@
 """A learner job, as the learner rules start it:
 
-    [MPI launcher] python [-m mpi4py.futures] -m adaptive_snakemake.job --spec JSON...
+    [MPI launcher] python [-m adaptive_snakemake.job.mpi_pool] -m adaptive_snakemake.job \
+        --spec JSON...
         (or --specs-file state/.packs/<pack>.specs.json)
         --checkpoint state/<name>.pickle... --learner-pickle results/<name>/learner.pickle...
         --result results/<name>/result.json... --log logs/learners/<name>.log... --runtime MIN
@@ -113,5 +114,5 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":  # mpi4py.futures workers import this module too
+if __name__ == "__main__":  # (job/mpi_pool.py runs it as __main__ on rank 0)
     sys.exit(main())

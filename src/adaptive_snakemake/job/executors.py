@@ -45,11 +45,6 @@ RUNNER_ENV = "ADAPTIVE_SNAKEMAKE_IPP_RUNNER"
 # and for a cluster of its own to come up.
 CLUSTER_START_SECONDS = 120
 
-# mpi4py.futures' polling backoff for every rank (MPI4PY_FUTURES_BACKOFF overrides it). With
-# 10 ms points, 1e-4 raised efficiency from 81% to 92% against mpi4py's 1 ms; the manager,
-# which shares a CPU with a worker, then spends a few % of that CPU on polling
-# (benchmarks/mpi_efficiency.py).
-MPI_BACKOFF_S = 0.0001
 DASK_CONNECT_SECONDS = float(os.environ.get("ADAPTIVE_SNAKEMAKE_DASK_CONNECT_SECONDS", 20))
 
 # Set by job_processes, used by make_executor: clusters this job connected to or started.
@@ -626,20 +621,15 @@ def _serve_ipyparallel(role: str) -> None:
 
 def make_executor(kind: str, tasks: int) -> tuple[Executor, int]:
     """An executor and how many points it can evaluate at once."""
-    workdir = _workdir_importable()
+    _workdir_importable()
     if kind == "mpi4py":
-        from mpi4py.futures import MPIPoolExecutor
+        from mpi4py import MPI
+
+        from adaptive_snakemake.job.mpi_pool import MPIWorkerPool
 
         check_mpi_world(mpi_ranks(kind, tasks))
-        # The manager and the workers poll for messages, sleeping up to `backoff` seconds in
-        # between (mpi4py's default 1 ms). Passed as an option, it reaches every rank.
-        backoff = float(os.environ.get("MPI4PY_FUTURES_BACKOFF", MPI_BACKOFF_S))
-        # main=False: the workers need the learner's function, not this job's __main__ (the
-        # runner, with adaptive and numpy), whose import delayed the first point by seconds.
-        executor = MPIPoolExecutor(
-            path=[workdir], initializer=ignore_stop_signals, backoff=backoff, main=False
-        )
-        return executor, tasks
+        # The worker ranks run job/mpi_pool.py's loop (the job's launcher starts them there).
+        return MPIWorkerPool(MPI.COMM_WORLD), tasks
     if kind == "process-pool":
         from concurrent.futures import ProcessPoolExecutor
 

@@ -353,22 +353,24 @@ OUTCOME_COLOURS = {
 def timeline_png(metrics, entries: list[LearnerEntry]) -> bytes:
     """When each learner ran (one bar per attempt, coloured by its outcome); with many
     learners, how many ran at once per sweep, and when attempts failed or were cut short."""
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     from adaptive_snakemake.results.plots import _png
 
     attempts = attempts_table(metrics)
     if attempts.empty:
-        figure, axes = plt.subplots(figsize=(7, 1.5))
+        figure = Figure(figsize=(7, 1.5))
+        axes = figure.subplots()
         axes.text(0.5, 0.5, "no metrics recorded yet", ha="center", va="center")
         axes.axis("off")
         return _png(figure)
     t0 = attempts["start"].min()
     names = sorted(attempts["name"].unique())
     if len(names) <= MAX_TIMELINE_ROWS:
-        figure, axes = plt.subplots(figsize=(9, 1.2 + 0.28 * len(names)))
+        figure = Figure(figsize=(9, 1.2 + 0.28 * len(names)))
+        axes = figure.subplots()
         row = {name: i for i, name in enumerate(names)}
         for a in attempts.itertuples(index=False):
             axes.barh(
@@ -396,7 +398,8 @@ def timeline_png(metrics, entries: list[LearnerEntry]) -> bytes:
             fontsize="small",
         )
     else:
-        figure, axes = plt.subplots(figsize=(9, 4))
+        figure = Figure(figsize=(9, 4))
+        axes = figure.subplots()
         attempts["sweep"] = attempts["name"].str.split("/").str[0]
         for sweep, part in attempts.groupby("sweep"):
             times = np.concatenate([part["start"], part["end"]]) - t0
@@ -425,14 +428,15 @@ def timeline_png(metrics, entries: list[LearnerEntry]) -> bytes:
 
 def convergence_png(metrics) -> bytes:
     """Loss against points, one line per learner, one panel per sweep."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from adaptive_snakemake.results.plots import _png
 
     data = metrics.dropna(subset=["loss"]) if not metrics.empty else metrics
     data = data[data["loss"] > 0] if not data.empty else data
     if data.empty:
-        figure, axes = plt.subplots(figsize=(7, 1.5))
+        figure = Figure(figsize=(7, 1.5))
+        axes = figure.subplots()
         axes.text(0.5, 0.5, "no losses recorded yet", ha="center", va="center")
         axes.axis("off")
         return _png(figure)
@@ -440,7 +444,8 @@ def convergence_png(metrics) -> bytes:
     sweeps = sorted(data["sweep"].unique())
     columns = min(3, len(sweeps))
     rows = math.ceil(len(sweeps) / columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
+    figure = Figure(figsize=(4.2 * columns, 3.3 * rows))
+    grid = figure.subplots(rows, columns, squeeze=False)
     for axes, sweep in zip(grid.flat, sweeps, strict=False):
         part = data[data["sweep"] == sweep]
         names = sorted(part["name"].unique())
