@@ -1,4 +1,3 @@
-import json
 import os
 import re
 from pathlib import Path
@@ -20,8 +19,12 @@ def _load_specs():
         build = None if workflow.is_main_process else python_sweeps.from_manifest
         specs = load_specs(learners_file, config["max_learners"], build)
         if workflow.is_main_process:
-            # Imports user code and adaptive: once, here, not again inside every job.
+            # Imports user code and adaptive: once, here, not again inside every job; adaptive
+            # without the modules it loads and a check never uses (lazy_imports.py: 0.6 s).
+            from adaptive_snakemake.lazy_imports import defer
             from adaptive_snakemake.specs.validation import check_specs
+
+            defer()
 
             check_specs(specs, learners_file)
     except ConfigError as error:
@@ -131,11 +134,12 @@ def get_dependencies(mpi):
 
 
 def get_sweep_learner_files(wildcards):
-    """The saved learners a sweep's picture is drawn from."""
-    return [
-        layout.LEARNER_PICKLE.format(name=s.name)
-        for s in SWEEP_MEMBERS[wildcards.sweep]
-    ]
+    """The saved learners a sweep's picture is drawn from: the first ones (results/drawn.py)."""
+    from adaptive_snakemake.results.drawn import drawn_learners
+
+    members = SWEEP_MEMBERS[wildcards.sweep]
+    drawn = members[: drawn_learners(members[0].learner, len(members))]
+    return [layout.LEARNER_PICKLE.format(name=s.name) for s in drawn]
 
 
 def get_sweep_specs(wildcards, input):
@@ -145,7 +149,9 @@ def get_sweep_specs(wildcards, input):
     a rerun trigger of its own: the picture is redrawn when a learner's data changes, not
     when a run setting such as save_interval does.
     """
-    return json.dumps([s.to_dict() for s in SWEEP_MEMBERS[wildcards.sweep]])
+    return (
+        "[" + ",".join(str(s) for s in SWEEP_MEMBERS[wildcards.sweep]) + "]"
+    )  # (JSON, cached)
 
 
 def get_job_arguments(wildcards):
@@ -178,12 +184,18 @@ def _launcher(spec, resources):
     return "python"
 
 
-def get_launcher(wildcards, resources):
-    """How the job starts python: under the MPI launcher for mpi4py learners
+def _learner_launcher(wildcards, resources):
+    return _launcher(SPECS[wildcards.name], resources)
+
+
+def get_launcher(mpi):
+    """How the job starts python: under the MPI launcher for MPI learners
     (resources.mpi_launcher, set by the cluster profiles; mpiexec by default), plainly
     otherwise. (A params function that takes resources is not a rerun trigger: switching
-    profiles must not rerun learners.)"""
-    return _launcher(SPECS[wildcards.name], resources)
+    profiles must not rerun learners; nor does ShellText, for plain python.)"""
+    from adaptive_snakemake.job.arguments import ShellText
+
+    return _learner_launcher if mpi else ShellText("python")
 
 
 def per_learner(value_of, mpi):

@@ -21,7 +21,7 @@ rule learner:
         runtime=get_runtime,
     params:
         learners=get_job_arguments,
-        launcher=get_launcher,
+        launcher=get_launcher(mpi=False),
         sweep=get_sweep_fingerprint(mpi=False),
     # exec: the learner (or the MPI launcher) is snakemake's own child. A stop signal
     # (SLURM's walltime warning) reaches every process of the job: snakemake waits for its
@@ -46,7 +46,7 @@ use rule learner as learner_mpi with:
         runtime=get_runtime,
     params:
         learners=get_job_arguments,
-        launcher=get_launcher,
+        launcher=get_launcher(mpi=True),
         sweep=get_sweep_fingerprint(mpi=True),
 
 

@@ -10,5 +10,5 @@ from adaptive_snakemake.results.summary import write_summary  # noqa: E402
 
 with open(snakemake.log[0], "w") as log:
     sys.stderr = log
-    table = write_summary(snakemake.input, snakemake.output[0])
-    print(f"{len(table)} learners summarized", file=log)
+    rows = write_summary(snakemake.input, snakemake.output[0])
+    print(f"{rows} learners summarized", file=log)

@@ -44,6 +44,19 @@ class JobArguments:
         return f"{specs} --checkpoint {checkpoints}"
 
 
+class ShellText:
+    """A constant piece of a job's command (`python`) as a params value that Snakemake
+    formats as its text but never compares between runs (not a builtin type), like the
+    functions it replaces: a constant costs nothing per job, a function is called and
+    inspected for every one of 10,000 jobs."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _specs_text(specs: Sequence[LearnerSpec]) -> str:
     return json.dumps([spec.to_dict() for spec in specs], separators=(",", ":")) + "\n"
 

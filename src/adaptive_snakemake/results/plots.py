@@ -26,12 +26,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from adaptive_snakemake.fileio import atomic_write_bytes
+from adaptive_snakemake.results.drawn import MAX_OVERLAY, MAX_PANELS, ONE_D, drawn_learners
 from adaptive_snakemake.results.load import read_learner
 from adaptive_snakemake.specs.parse import LearnerSpec
-
-ONE_D = {"Learner1D", "AverageLearner1D", "IntegratorLearner"}
-MAX_OVERLAY = 12  # 1D learners drawn as one overlay with a legend; more: a grid of panels
-MAX_PANELS = 100  # a sweep with more learners shows its first 100 panels
 
 
 def label_of(spec: LearnerSpec) -> str:
@@ -292,11 +289,9 @@ def draw_sweep_learners(
 
 
 def draw_sweep(specs: list[LearnerSpec], learner_files: list[str | Path]) -> bytes:
-    """PNG bytes of the sweep from its saved learners: all of them for an overlay, the
-    first MAX_PANELS otherwise (a sweep of 10,000 is not read whole for 100 panels)."""
-    kind = specs[0].learner
-    count = len(specs) if kind in ONE_D | {"SequenceLearner"} and len(specs) <= MAX_OVERLAY else 0
-    count = count or min(len(specs), MAX_PANELS)
+    """PNG bytes of the sweep from its saved learners: the first `drawn_learners` of them
+    (`learner_files` may hold only those; a sweep of 10,000 is not read whole for 100 panels)."""
+    count = drawn_learners(specs[0].learner, len(specs))
     learners = [
         read_learner(s.learner, s.learner_kwargs, f, s.definition)
         for s, f in zip(specs[:count], learner_files[:count], strict=True)
