@@ -24,6 +24,12 @@ PACKS_FILE = "state/.packs/{sweep}.json"
 PACK_SPECS = "state/.packs/{pack}.specs.json"
 # Created by a SLURM learner job's batch script when it exits (slurm/job_ends.py).
 JOB_ENDS_DIR = "state/.job-ends"
+# The results of a pack's learners together (a JSON list of result.json contents), written by
+# its job after theirs: what the summary and the sweep's done-marker read for a packed sweep.
+# One input per pack instead of one per learner: Snakemake finds a pack's job for a file by
+# matching the file against the pack's outputs one by one, which at 100,000 learners in
+# packs of 100 was most of `snakemake -n`. Hidden, like the done-markers.
+PACK_RESULTS = "results/.packs/{pack}.json"
 # The job of a pack: its own messages; each learner's go to its LEARNER_LOG as well.
 PACK_LOG = "logs/packs/{pack}.log"
 SUMMARY = "results/summary.csv"

@@ -1,6 +1,7 @@
 """Sweeps with `pack: N`: N learners per job, each still a target with its own files; stable
 packs, so that new learners and changed goals rerun exactly what they concern."""
 
+import json
 import os
 import re
 import signal
@@ -75,8 +76,12 @@ def test_packs_reach_every_goal_and_rerun_exactly_what_changed(tmp_path):
     dry = run_snakemake(workdir, "-n", TARGET)
     assert _jobs(dry.stdout) == {"pack_packed_0": 1, "pack_packed_1": 1, "learner": 1}
     # A pack's command names its specs file (Snakemake stores the command with every output)
-    assert "--specs-file state/.packs/packed.0.specs.json --checkpoint" in dry.stdout
+    assert (
+        "--specs-file state/.packs/packed.0.specs.json"
+        " --pack-results results/.packs/packed.0.json --checkpoint"
+    ) in dry.stdout
     assert '"name":"packed/offset~0.5"' not in dry.stdout
+    assert not (workdir / "state").exists(), "a dry run writes nothing, not even the packs"
     run_snakemake(workdir, TARGET)
     for name in PACKED:
         result = read_result(workdir, name)
@@ -88,6 +93,9 @@ def test_packs_reach_every_goal_and_rerun_exactly_what_changed(tmp_path):
         )
     summary = (workdir / "results" / "summary.csv").read_text()
     assert all(name in summary for name in PACKED)
+    # The summary reads a pack's results together: the same as its learners' result.json.
+    pack_results = json.loads((workdir / "results" / ".packs" / "packed.0.json").read_text())
+    assert pack_results == [read_result(workdir, name) for name in PACKED[:2]]
     assert (
         "packed/offset~-0.5: attempt 1" in (workdir / "logs" / "packs" / "packed.0.log").read_text()
     )
@@ -100,11 +108,19 @@ def test_packs_reach_every_goal_and_rerun_exactly_what_changed(tmp_path):
     assert read_result(workdir, "packed/offset~0.0")["npoints"] >= 40
     assert _stamps(workdir, finished) == finished
 
-    # Packing a finished sweep (or unpacking it) reruns none of it.
+    # Packing a finished sweep computes none of it: its pack's job has a results file to
+    # write (its only missing output) and rewrites its learner's results from the checkpoint.
     packs_on = _learners("-0.5, 0.0, 0.5, 0.9", pack_alone="pack: 3")
     (workdir / "config" / "learners.yaml").write_text(packs_on)
+    alone = read_result(workdir, "alone/offset~0.0")
     dry = run_snakemake(workdir, "-n", TARGET)
-    assert _jobs(dry.stdout) == {}, dry.stdout
+    assert _jobs(dry.stdout) == {"pack_alone_0": 1}, dry.stdout
+    assert "Missing output files: results/.packs/alone.0.json" in dry.stdout
+    run_snakemake(workdir, TARGET)
+    repacked = read_result(workdir, "alone/offset~0.0")
+    assert repacked["npoints"] == alone["npoints"] == repacked["restored_npoints"]
+    assert _jobs(run_snakemake(workdir, "-n", TARGET).stdout) == {}
+    finished["alone/offset~0.0"] = _stamps(workdir, ["alone/offset~0.0"])["alone/offset~0.0"]
 
     # A raised goal of the packed sweep reruns its packs only; they continue their data.
     raised = _learners("-0.5, 0.0, 0.5, 0.9", packed_goal=60, pack_alone="pack: 3")

@@ -50,9 +50,10 @@ for _spec in SPECS.values():
 SWEEPS = sorted(SWEEP_MEMBERS)
 
 
-def _load_packs():
+def _load_packs(remember=False):
     """The packs of the sweeps with `pack: N` (specs/packs.py). The main process remembers
-    them in state/.packs/; the snakemake inside a cluster job reads what it wrote."""
+    them in state/.packs/ when a run starts (remember_packs); the snakemake inside a
+    cluster job reads what it wrote."""
     from adaptive_snakemake.specs.packs import sweep_packs
 
     packs = []
@@ -60,15 +61,18 @@ def _load_packs():
         size = members[0].pack
         if size > 1:
             names = [spec.name for spec in members]
-            remember = workflow.is_main_process and not workflow.dryrun
             packs.extend(sweep_packs(sweep, names, size, remember=remember))
-    if workflow.is_main_process and not workflow.dryrun:
-        from adaptive_snakemake.job.arguments import write_specs
-
-        for pack in packs:  # what each pack's job reads (job/arguments.py)
-            specs = [SPECS[name] for name in pack.members]
-            write_specs(layout.PACK_SPECS.format(pack=pack.id), specs)
     return packs
+
+
+def remember_packs():
+    """When a run starts (onstart: not in a dry run, which writes nothing): the packs'
+    membership and the specs each pack's job reads (job/arguments.py)."""
+    from adaptive_snakemake.job.arguments import write_specs
+
+    for pack in _load_packs(remember=True):
+        specs = [SPECS[name] for name in pack.members]
+        write_specs(layout.PACK_SPECS.format(pack=pack.id), specs)
 
 
 PACKS = _load_packs()
@@ -110,15 +114,22 @@ def get_final_outputs():
     return [layout.SUMMARY, *plots, *pages]
 
 
+def _sweep_result_files(sweep):
+    """The results of a sweep's learners: their result.json files, or for a packed sweep
+    its packs' results files (layout.PACK_RESULTS: one input per pack)."""
+    members = SWEEP_MEMBERS[sweep]
+    if members[0].pack > 1:
+        return [get_pack_results(pack) for pack in PACKS_OF_SWEEP[sweep]]
+    return [layout.RESULT_JSON.format(name=s.name) for s in members]
+
+
 def get_result_files(wildcards):
-    return [layout.RESULT_JSON.format(name=name) for name in SPECS]
+    return [path for sweep in SWEEP_MEMBERS for path in _sweep_result_files(sweep)]
 
 
 def get_sweep_result_files(wildcards):
     """The results of a sweep's learners: it is done when they all exist."""
-    return [
-        layout.RESULT_JSON.format(name=s.name) for s in SWEEP_MEMBERS[wildcards.sweep]
-    ]
+    return _sweep_result_files(wildcards.sweep)
 
 
 def _dependency_markers(spec):
@@ -294,6 +305,9 @@ def _pack_rule_names():
 
 
 PACK_RULE_NAMES = _pack_rule_names()
+PACKS_OF_SWEEP = {}
+for _pack in PACKS:
+    PACKS_OF_SWEEP.setdefault(_pack.sweep, []).append(_pack)
 
 
 def get_pack_rule_name(pack):
@@ -307,6 +321,10 @@ def _pack_spec(pack):
 
 def get_pack_files(pack, pattern):
     return [pattern.format(name=name) for name in pack.members]
+
+
+def get_pack_results(pack):
+    return layout.PACK_RESULTS.format(pack=pack.id)
 
 
 def get_pack_log(pack):
@@ -343,7 +361,8 @@ def get_pack_arguments(pack):
 
     specs = [SPECS[name] for name in pack.members]
     specs_file = layout.PACK_SPECS.format(pack=pack.id)
-    return JobArguments(specs, get_pack_files(pack, layout.CHECKPOINT), specs_file)
+    checkpoints = get_pack_files(pack, layout.CHECKPOINT)
+    return JobArguments(specs, checkpoints, specs_file, get_pack_results(pack))
 
 
 def get_pack_launcher(pack):

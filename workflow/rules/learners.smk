@@ -52,8 +52,9 @@ use rule learner as learner_mpi with:
 
 # A sweep with `pack: N`: one rule per pack of N learners (common.smk: PACKS), whose job
 # runs them together on its workers. Its outputs are every member's files, so each learner
-# is still a target of its own; its membership is remembered (specs/packs.py), so adding
-# learners to a sweep reruns no pack of finished ones.
+# is still a target of its own, and its members' results together (what the summary reads);
+# its membership is remembered (specs/packs.py), so adding learners to a sweep reruns no pack
+# of finished ones.
 for pack in PACKS:
 
     rule:
@@ -61,7 +62,10 @@ for pack in PACKS:
             get_pack_rule_name(pack)
         input:
             get_pack_dependencies(pack),
+        # The pack's results first: Snakemake matches a requested file against a rule's
+        # outputs in order, and the summary asks for this one (common.smk: get_result_files).
         output:
+            pack=get_pack_results(pack),
             learner=get_pack_files(pack, layout.LEARNER_PICKLE),
             result=get_pack_files(pack, layout.RESULT_JSON),
         log:

@@ -10,6 +10,8 @@ onstart:
     from adaptive_snakemake.metrics.service import start_collector
     from adaptive_snakemake.plan import write_plan
 
+    # Which learners share a job, and what each pack's job reads (common.smk).
+    remember_packs()
     # What `adaptive-snakemake status` lists (learners not started show as pending).
     write_plan(Path.cwd(), SPECS, MONITOR)
     # Tells the jobs of this run from those of later runs: a code failure is not retried

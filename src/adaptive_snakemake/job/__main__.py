@@ -2,7 +2,7 @@
 
     [MPI launcher] python [-m adaptive_snakemake.job.mpi_pool] -m adaptive_snakemake.job \
         --spec JSON...
-        (or --specs-file state/.packs/<pack>.specs.json)
+        (or --specs-file state/.packs/<pack>.specs.json --pack-results results/.packs/<pack>.json)
         --checkpoint state/<name>.pickle... --learner-pickle results/<name>/learner.pickle...
         --result results/<name>/result.json... --log logs/learners/<name>.log... --runtime MIN
 
@@ -30,6 +30,7 @@ from adaptive_snakemake.job.executors import job_processes  # noqa: E402
 from adaptive_snakemake.job.lock import LearnerLock  # noqa: E402
 from adaptive_snakemake.job.runner import run_learners  # noqa: E402
 from adaptive_snakemake.layout import LearnerFiles  # noqa: E402
+from adaptive_snakemake.results.result import Result, write_pack_results  # noqa: E402
 from adaptive_snakemake.specs.parse import LearnerSpec  # noqa: E402
 
 log = logging.getLogger("adaptive_snakemake.job")
@@ -41,6 +42,9 @@ def _arguments(argv) -> argparse.Namespace:
     given = parser.add_mutually_exclusive_group(required=True)
     given.add_argument("--spec", nargs="+", help="each learner's spec, as JSON")
     given.add_argument("--specs-file", type=Path, help="a pack's specs: a JSON list")
+    parser.add_argument(
+        "--pack-results", type=Path, help="a pack's results file, written when all are done"
+    )
     parser.add_argument("--checkpoint", **each, type=Path, help="state/<name>.pickle")
     parser.add_argument("--learner-pickle", **each, type=Path, help="the final data")
     parser.add_argument("--result", **each, type=Path, help="the result.json to write")
@@ -103,6 +107,10 @@ def main(argv=None) -> int:
                 # A pack job writes its own output to the pack's log, not the learners'.
                 own_logs = specs[0].pack > 1
                 code = run_learners(members, args.runtime, own_logs=own_logs)
+                if code == 0 and args.pack_results is not None:
+                    # Every result.json was just written, under the learners' locks.
+                    results = [Result.read(each.result) for each in files]
+                    write_pack_results(args.pack_results, results)
     except LauncherError as error:  # before the learner: nothing written
         log.error("%s", error)
         return 2

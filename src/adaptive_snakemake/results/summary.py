@@ -1,4 +1,5 @@
-"""results/summary.csv: one row per learner, from the learners' result.json files."""
+"""results/summary.csv: one row per learner, from the learners' result.json files (a packed
+sweep's: from its packs' results files, results/.packs/<pack>.json)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import json
 from pathlib import Path
 
 from adaptive_snakemake.fileio import atomic_write_text
-from adaptive_snakemake.results.result import Result
+from adaptive_snakemake.results.result import Result, read_results
+
+
+def _read_all(result_files) -> list[Result]:
+    return [result for path in result_files for result in read_results(path)]
 
 
 def summary_rows(results: list[Result]) -> tuple[list[str], list[dict]]:
@@ -35,7 +40,7 @@ def summary_rows(results: list[Result]) -> tuple[list[str], list[dict]]:
 def write_summary(result_files, output: str | Path) -> int:
     """Writes the summary; returns its number of rows. (The csv module, not pandas: its
     import alone took longer than the summary of 10,000 learners, at the end of every run.)"""
-    columns, rows = summary_rows([Result.read(path) for path in result_files])
+    columns, rows = summary_rows(_read_all(result_files))
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
     writer.writeheader()
@@ -46,7 +51,7 @@ def write_summary(result_files, output: str | Path) -> int:
 
 def write_sweep_done(result_files, output: str | Path) -> list[Result]:
     """The marker that every learner of a sweep reached its goal (what `after:` waits for)."""
-    results = [Result.read(path) for path in result_files]
+    results = _read_all(result_files)
     done = [{"name": r.name, "npoints": r.npoints, "reached": r.reached} for r in results]
     atomic_write_text(output, json.dumps({"learners": done}, indent=1) + "\n")
     return results
