@@ -335,3 +335,22 @@ def test_collector_survives_a_file_size_limit(workdir):
     final = counters(workdir)
     assert final["stored"] + final["dropped"]["write_failed"] == 200
     assert metrics_file(workdir).stat().st_size <= limit
+
+
+def test_a_stop_signal_wakes_the_collector_at_once():
+    """The signal makes the socket the collector polls readable, so it stops without waiting
+    for its poll to time out (snakemake waits for it at the end of every run)."""
+    import subprocess
+    import sys
+
+    code = """
+import os, select, signal
+from adaptive_snakemake.metrics.collector import wake_on_signals
+signal.signal(signal.SIGTERM, lambda *a: None)
+reader = wake_on_signals()
+print(bool(select.select([reader], [], [], 0)[0]))
+os.kill(os.getpid(), signal.SIGTERM)
+print(bool(select.select([reader], [], [], 0)[0]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

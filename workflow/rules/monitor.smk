@@ -20,13 +20,17 @@ onstart:
     start_collector(Path.cwd(), MONITOR, os.getpid())
 
 
-onsuccess:
+def end_of_run():
     from adaptive_snakemake.metrics.service import stop_collector
+    from adaptive_snakemake.scheduler_timers import cancel_rescheduling_timers
 
     stop_collector(Path.cwd())
+    cancel_rescheduling_timers()  # else the exit waits up to 1 s for them
+
+
+onsuccess:
+    end_of_run()
 
 
 onerror:
-    from adaptive_snakemake.metrics.service import stop_collector
-
-    stop_collector(Path.cwd())
+    end_of_run()

@@ -8,34 +8,26 @@ takes seconds instead of minutes (its ``tell_many`` is quadratic; see ``_restore
 
 from __future__ import annotations
 
-import gzip
 import os
-import pickle
 from copy import deepcopy
-from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import numpy as np
 from adaptive import BalancingLearner, DataSaver, Learner1D
 from adaptive.learner.learner1D import _get_neighbors_from_array, default_loss, loss_manager
 
-from adaptive_snakemake.fileio import atomic_write_bytes
+from adaptive_snakemake.job.checkpoint_file import CheckpointError, read_data, write_data
 
-
-class CheckpointError(Exception):
-    """A checkpoint exists but cannot be restored (truncated, corrupt, or of another learner)."""
+__all__ = ["CheckpointError", "restore_learner", "save_learner"]
 
 
 def save_learner(learner: Any, path: str | os.PathLike) -> None:
     """Save ``learner``'s data in adaptive's own format, atomically; raise if it fails.
 
-    Byte for byte what ``adaptive.utils.save`` writes, except the gzip timestamp (0, so the
-    same data gives the same file). ``learner.load(path)`` reads it, for every learner but
-    BalancingLearner, whose ``load`` wants one file per child: use ``restore_learner``.
+    ``learner.load(path)`` reads it, for every learner but BalancingLearner, whose ``load``
+    wants one file per child: use ``restore_learner``.
     """
-    blob = cloudpickle.dumps(learner._get_data(), protocol=pickle.HIGHEST_PROTOCOL)
-    atomic_write_bytes(path, gzip.compress(blob, mtime=0))
+    write_data(learner._get_data(), path)
 
 
 def restore_learner(learner: Any, path: str | os.PathLike) -> int:
@@ -46,19 +38,9 @@ def restore_learner(learner: Any, path: str | os.PathLike) -> int:
     everything the earlier jobs computed, and the next save would overwrite it.
     """
     try:
-        blob = Path(path).read_bytes()
+        data = read_data(path)
     except FileNotFoundError:
         return 0
-    try:
-        # Decompress the whole file first: that checks gzip's CRC and length, which
-        # adaptive's streaming load never reaches (unpickling stops at the pickle's end).
-        data = cloudpickle.loads(gzip.decompress(blob))
-    except Exception as e:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {e}). If it is truncated "
-            f"or corrupt, move it aside (mv {path} {path}.broken) and rerun: the learner "
-            "then starts over from no points."
-        ) from e
     try:
         _set_data(learner, data)
     except Exception as e:

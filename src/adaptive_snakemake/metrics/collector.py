@@ -24,6 +24,7 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,7 @@ class Collector:
         )
         self.started = time.time()
         self.stopping = False
+        self.wakeup = None  # a socket that a stop signal makes readable (main: wake_on_signals)
         self._last_error_report = -1e9
         self._counts_at_status = None
         self._status_due = 0.0
@@ -154,15 +156,21 @@ class Collector:
         """Receive until stopped (SIGTERM/SIGINT via `stopping`) or the parent is gone."""
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)
+        if self.wakeup is not None:
+            poller.register(self.wakeup, zmq.POLLIN)
         next_status = time.monotonic() + self.settings.status_interval
         next_parent_check = time.monotonic() + PARENT_CHECK_S
         while not self.stopping:
             timeout = max(0.0, min(next_status, next_parent_check) - time.monotonic())
-            if poller.poll(timeout * 1000):
+            ready = dict(poller.poll(timeout * 1000))
+            if self._socket in ready:
                 try:
                     self.drain()
                 except OSError as exc:  # e.g. a full disk: keep serving the latest state
                     self._report_error(exc)
+            if self.wakeup in ready:
+                with contextlib.suppress(BlockingIOError):
+                    self.wakeup.recv(4096)
             now = time.monotonic()
             if now >= next_parent_check:
                 next_parent_check = now + PARENT_CHECK_S
@@ -276,6 +284,21 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+_signal_writer: socket.socket | None = None
+
+
+def wake_on_signals() -> socket.socket:
+    """A socket that becomes readable when a signal arrives. A handler alone runs only when
+    the poll returns (pyzmq resumes it after EINTR), up to PARENT_CHECK_S later: snakemake,
+    which waits for the collector to exit at the end of every run, would wait that long."""
+    global _signal_writer
+    reader, _signal_writer = socket.socketpair()  # the writer: process-wide, as the wakeup fd
+    reader.setblocking(False)
+    _signal_writer.setblocking(False)
+    signal.set_wakeup_fd(_signal_writer.fileno(), warn_on_full_buffer=False)
+    return reader
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m adaptive_snakemake.metrics.collector")
     parser.add_argument("--workdir", default=".", help="workflow directory (default: .)")
@@ -296,6 +319,7 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    collector.wakeup = wake_on_signals()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # Past a file size limit (ulimit -f), a write must fail with EFBIG (counted, retried),
     # not kill the collector.

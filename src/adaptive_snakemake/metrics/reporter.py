@@ -44,6 +44,52 @@ SHORT_JOB_ID_CHARS = 32
 DROP_REASONS = ("queue_full", "too_large", "invalid")
 
 
+class _JobUsage:
+    """CPU % and resident MB of this process and all its descendants (MPI ranks, workers),
+    sampled at most once a second: listing descendants scans /proc. One per process, shared
+    by all its reporters: a pack's learners run in one process, whose usage they all report
+    (measured: 4 ms per sample, paid by every learner of a pack at its start)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self._process = psutil.Process()
+        self._processes: dict[int, psutil.Process] = {}
+        self._cache = (-math.inf, 0.0, 0.0)
+
+    def sample(self) -> tuple[float, float]:
+        now = time.monotonic()
+        if now - self._cache[0] < USAGE_MIN_INTERVAL_S:
+            return self._cache[1:]
+        try:
+            processes = [self._process, *self._process.children(recursive=True)]
+        except psutil.Error:
+            processes = [self._process]
+        cpu = rss = 0.0
+        alive = {}
+        for process in processes:
+            # Reuse Process objects: cpu_percent measures since the previous call on the object.
+            process = self._processes.get(process.pid, process)
+            try:
+                cpu += process.cpu_percent(None)
+                rss += process.memory_info().rss
+            except psutil.Error:
+                continue
+            alive[process.pid] = process
+        self._processes = alive
+        self._cache = (now, round(cpu, 1), round(rss / 2**20, 1))
+        return self._cache[1:]
+
+
+_usage: _JobUsage | None = None
+
+
+def _job_usage() -> _JobUsage:
+    global _usage
+    if _usage is None or _usage.pid != os.getpid():  # (a forked child measures itself)
+        _usage = _JobUsage()
+    return _usage
+
+
 class Reporter:
     """Sends records for one learner attempt; see `open_reporter`."""
 
@@ -74,9 +120,6 @@ class Reporter:
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
         }
-        self._process = psutil.Process()
-        self._processes: dict[int, psutil.Process] = {}
-        self._usage_cache = (-math.inf, 0.0, 0.0)
         self._log_error_shown = False
         if self.log_file is not None:
             try:
@@ -115,33 +158,6 @@ class Reporter:
             sock.curve_serverkey = server_public
         sock.connect(address.endpoint)
 
-    def _usage(self) -> tuple[float, float]:
-        """CPU % and resident MB of this process and all its descendants (MPI ranks, workers).
-
-        Sampled at most once a second: listing descendants scans /proc.
-        """
-        now = time.monotonic()
-        if now - self._usage_cache[0] < USAGE_MIN_INTERVAL_S:
-            return self._usage_cache[1:]
-        try:
-            processes = [self._process, *self._process.children(recursive=True)]
-        except psutil.Error:
-            processes = [self._process]
-        cpu = rss = 0.0
-        alive = {}
-        for process in processes:
-            # Reuse Process objects: cpu_percent measures since the previous call on the object.
-            process = self._processes.get(process.pid, process)
-            try:
-                cpu += process.cpu_percent(None)
-                rss += process.memory_info().rss
-            except psutil.Error:
-                continue
-            alive[process.pid] = process
-        self._processes = alive
-        self._usage_cache = (now, round(cpu, 1), round(rss / 2**20, 1))
-        return self._usage_cache[1:]
-
     def send(self, fields: dict) -> bool:
         """Log and send one record built from `fields`; True if ZeroMQ accepted it.
 
@@ -174,7 +190,7 @@ class Reporter:
         return True
 
     def _record(self, fields: dict) -> dict:
-        cpu, rss_mb = self._usage()
+        cpu, rss_mb = _job_usage().sample()
         record = {**self._fixed, "t": time.time(), "cpu": cpu, "rss_mb": rss_mb}
         for key, value in fields.items():
             if isinstance(value, numbers.Number) and type(value) not in (bool, int, float):

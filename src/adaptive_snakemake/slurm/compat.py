@@ -68,7 +68,7 @@ AFFECTED = ((1, 9), (2, 8, 0))
 MAX_STATUS_INTERVAL_S = 10
 # How often the status thread's sleep looks whether snakemake is shutting down (and
 # whether a job has ended: slurm/job_ends.py).
-SHUTDOWN_CHECK_S = 0.25
+SHUTDOWN_CHECK_S = 0.1
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -54,9 +54,12 @@ def a_job_has_ended(executor, slept: float) -> bool:
     running has marked its end (or did so less than GRACE_S ago and the last round still
     showed it running), and the thread has slept RECHECK_S at least."""
     ended = executor.__dict__.setdefault("_adaptive_snakemake_job_ends", {})
+    markers = _take_markers(layout.JOB_ENDS_DIR)
+    if not markers and not ended:
+        return False  # (the usual case, checked every 0.1 s: no set of all running jobs)
     running = {str(job.external_jobid) for job in list(executor.active_jobs)}
     now = time.monotonic()
-    for job in _take_markers(layout.JOB_ENDS_DIR):
+    for job in markers:
         if job in running:
             ended.setdefault(job, now)
     for job, seen in list(ended.items()):
