@@ -189,13 +189,18 @@ sweeps:
     fixed: {cost: 0.02}
     resources: {runtime: 10, mem_mb: 500}
 """
+ONE_MPI_LEARNER = ONE_LEARNER.replace("process-pool", "mpi4py").replace("tasks: 1", "tasks: 2")
 
 
-def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(slurm_cluster, tmp_path):
+@pytest.mark.parametrize("learners", [ONE_LEARNER, ONE_MPI_LEARNER], ids=["pool", "mpi4py"])
+def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(
+    slurm_cluster, tmp_path, learners
+):
     """With status rounds 60 s apart, the end of a ~8 s learner job is still seen within
     seconds: its batch script marks its end (slurm/job_ends.py), which wakes the status
-    thread. Without the marker, snakemake would first look 60 s after the submission."""
-    workdir = slurm_workdir(tmp_path, slurm_cluster, ONE_LEARNER)
+    thread. Without the marker, snakemake would first look 60 s after the submission.
+    (An MPI job's batch script once ran its launcher with `exec`: no marker.)"""
+    workdir = slurm_workdir(tmp_path, slurm_cluster, learners)
     interval = ("--slurm-init-seconds-before-status-checks", "60")
     output, exited, calls = run_counted(
         workdir, tmp_path, *interval, "results/one/result.json", timeout=300

@@ -385,3 +385,26 @@ def test_verify_refuses_a_lock_whose_token_was_replaced(tmp_path):
     os.unlink(lock_path)
     with pytest.raises(LockLost, match="not held"):
         lock.verify()
+
+
+def test_one_heartbeat_process_beats_every_lock_of_a_job(tmp_path):
+    """A pack's job holds one lock per learner; one heartbeat process touches them all, and
+    a lock taken from it is reported as lost while the others go on beating."""
+    locks = [LearnerLock(tmp_path / f"l{i}.lock", **FAST) for i in range(5)]
+    for lock in locks:
+        lock.acquire()
+    heartbeat = heartbeat_of(os.getpid())  # exactly one
+    beats = {lock.path: os.stat(lock.path).st_mtime_ns for lock in locks}
+    plant_stale_lock(locks[0].path, token="someone-else")
+    taken = os.stat(locks[0].path).st_mtime_ns
+    time.sleep(5 * FAST["heartbeat"])
+    assert all(os.stat(lock.path).st_mtime_ns > beats[lock.path] for lock in locks[1:])
+    assert os.stat(locks[0].path).st_mtime_ns == taken  # never touched: not ours
+    assert locks[0].lost and not any(lock.lost for lock in locks[1:])
+    for lock in locks[1:]:
+        lock.release()
+        assert heartbeat.is_running()
+    locks[0].release()  # leaves the other job's lock alone
+    assert not heartbeat.is_running()  # the last release ends it
+    assert json.loads(open(locks[0].path).read())["token"] == "someone-else"
+    assert not any(os.path.exists(lock.path) for lock in locks[1:])

@@ -1,19 +1,25 @@
-"""The heartbeat of a learner lock, in a process of its own.
+"""The heartbeat of a job's learner locks, in a process of its own (one per job).
 
-    python -I heartbeat.py LOCK_PATH TOKEN INTERVAL PARENT_PID
+    python -I heartbeat.py INTERVAL PARENT_PID
 
 A thread in the job would stop beating while the learner's function holds the GIL in C
 code (Cython, pybind11, a long numpy call), and after ``stale_after`` a second job would
-take the lock of a job that is still alive. This process shares no GIL with the job.
+take the lock of a job that is still alive. This process shares no GIL with the job. One
+process serves all the locks a job holds (a pack of 100 learners: one process, not 100).
 
-Every ``INTERVAL`` s it touches the lock file, by descriptor and only while the file still
-holds ``TOKEN``. It exits:
+The job tells it what to beat, one JSON object per line on our stdin:
 
-- 0 when the job closes our stdin (release) or dies (stdin at EOF, or a new parent pid);
-- 3 (``LOST``) when the lock file is gone or holds another token: the lock is not ours.
+- ``{"hold": PATH, "token": TOKEN}``: touch PATH every ``INTERVAL`` s, by descriptor and
+  only while the file still holds TOKEN;
+- ``{"drop": PATH}``: stop touching PATH (its lock is released);
+- ``{"stop": true}`` or the end of stdin: exit 0.
+
+When a lock file is gone or holds another token, the lock is not ours any more: we stop
+touching it and say so on stdout, ``{"lost": PATH}``. We exit 0 when told to, when stdin
+ends, or when the job dies (stdin at EOF, or a new parent pid).
 
 It ignores the stop signals (SLURM sends SIGTERM to every process of the job): the job
-saves on them and still needs its lock; it stops us when it is done.
+saves on them and still needs its locks; it stops us when it is done.
 
 Standard library only, and as few imports as possible: it starts in ~20 ms.
 """
@@ -30,9 +36,9 @@ import select  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-LOST = 3
 # How often, at most, we look whether the job is still our parent (one getppid call).
 _PARENT_CHECK = 1.0
+_NEVER = float("inf")
 
 
 def _say(message: str) -> None:
@@ -40,6 +46,13 @@ def _say(message: str) -> None:
         os.write(2, f"heartbeat [{os.getpid()}]: {message}\n".encode())
     except OSError:
         pass
+
+
+def _tell_lost(path: str) -> None:
+    try:
+        os.write(1, (json.dumps({"lost": path}) + "\n").encode())
+    except OSError:
+        pass  # the job is gone or stopped reading: it finds out by reading the file
 
 
 def beat(path: str, token: str) -> bool:
@@ -71,24 +84,65 @@ def beat(path: str, token: str) -> bool:
     return True
 
 
-def run(path: str, token: str, interval: float, parent: int) -> int:
-    next_beat = time.monotonic() + interval
+class Beats:
+    """The locks we touch: path -> (token, when its next beat is due)."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.locks: dict[str, tuple[str, float]] = {}
+        self._pending = b""
+
+    def take(self, data: bytes) -> bool:
+        """Apply the job's messages in ``data``; False once we are told to stop."""
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        for line in lines:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                _say(f"ignored a message that is not JSON: {line[:200]!r}")
+                continue
+            if message.get("stop"):
+                return False
+            if "hold" in message:
+                due = time.monotonic() + self.interval  # the file was just written
+                self.locks[message["hold"]] = (message["token"], due)
+            elif "drop" in message:
+                self.locks.pop(message["drop"], None)
+        return True
+
+    def beat_due(self) -> None:
+        now = time.monotonic()
+        for path, (token, due) in list(self.locks.items()):
+            if now < due:
+                continue
+            if beat(path, token):
+                self.locks[path] = (token, time.monotonic() + self.interval)
+            else:
+                del self.locks[path]
+                _tell_lost(path)
+
+    def next_due(self) -> float:
+        return min((due for _, due in self.locks.values()), default=_NEVER)
+
+
+def run(interval: float, parent: int) -> int:
+    beats = Beats(interval)
+    os.set_blocking(1, False)  # a job that does not read our news must not stop the beats
     while True:
         if os.getppid() != parent:
             return 0  # the job is gone (we were re-parented)
-        wait = min(max(0.0, next_beat - time.monotonic()), _PARENT_CHECK)
+        wait = min(max(0.0, beats.next_due() - time.monotonic()), _PARENT_CHECK)
         readable, _, _ = select.select([0], [], [], wait)
-        if readable and not os.read(0, 512):
-            return 0  # the job closed our stdin (release) or died
-        if time.monotonic() >= next_beat:
-            if not beat(path, token):
-                return LOST
-            next_beat = time.monotonic() + interval
+        if readable:
+            data = os.read(0, 1 << 16)
+            if not data or not beats.take(data):
+                return 0  # the job stopped us, or died
+        beats.beat_due()
 
 
 def main(argv: list[str]) -> int:
-    path, token, interval, parent = argv
-    return run(path, token, float(interval), int(parent))
+    interval, parent = argv
+    return run(float(interval), int(parent))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ How, with nothing but files (fcntl/flock are unreliable on NFS):
   JSON {job_id, host, pid, acquired_at, token}; the token names this generation of the lock.
 - heartbeat: while we hold it, a small process of its own (``heartbeat.py``, started with
   subprocess: the job may have MPI initialised) touches the file every ``heartbeat`` s, as
-  long as the job lives and the file holds our token. Not a thread: a function that holds
-  the GIL in C code for minutes would stop it, and a live job would lose its lock.
+  long as the job lives and the file holds our token; one such process serves all the
+  locks a job holds (``_Heartbeats``). Not a thread: a function that holds the GIL in C code
+  for minutes would stop it, and a live job would lose its lock.
 - verify: before it writes a checkpoint or a result, the job reads the lock file and checks
   that it still holds our token (``verify`` raises ``LockLost`` otherwise); a heartbeat
   process that died is restarted there.
@@ -51,6 +52,107 @@ logger = logging.getLogger(__name__)
 _HEARTBEAT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "heartbeat.py")
 # How long a release waits for the heartbeat process to end before it kills it.
 _HEARTBEAT_STOP_TIMEOUT = 5.0
+
+
+class _Heartbeats:
+    """The heartbeat process of this process's locks (one per heartbeat interval): it is
+    told which lock files to touch (heartbeat.py) and says which ones are no longer ours."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.process: subprocess.Popen | None = None
+        self.held: dict[str, str] = {}  # path -> token
+        self.lost: set[str] = set()
+        self._output = b""
+
+    def hold(self, path: str, token: str) -> None:
+        self.held[path] = token
+        self.lost.discard(path)
+        if self.ended():
+            self._start()  # tells it every lock held, this one too
+        else:
+            self._send({"hold": path, "token": token})
+
+    def drop(self, path: str) -> None:
+        self.held.pop(path, None)
+        self.lost.discard(path)
+        if self.held:
+            self._send({"drop": path})
+        else:
+            self.stop()
+
+    def ended(self) -> bool:
+        return self.process is None or self.process.poll() is not None
+
+    def exit_status(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def has_lost(self, path: str) -> bool:
+        """True once the process said that ``path`` is no longer ours (read without waiting)."""
+        if self.process is not None:
+            try:
+                data = os.read(self.process.stdout.fileno(), 1 << 16)
+            except (BlockingIOError, OSError, ValueError):
+                data = b""
+            *lines, self._output = (self._output + data).split(b"\n")
+            for line in lines:
+                with suppress(ValueError, AttributeError, KeyError):
+                    self.lost.add(json.loads(line)["lost"])
+        return path in self.lost
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        # A message, not only EOF: forked children (process pools) may hold the pipe open.
+        with suppress(OSError):  # it has ended already
+            process.stdin.write(b'{"stop": true}\n')
+        with suppress(OSError):
+            process.stdin.close()
+        try:
+            process.wait(_HEARTBEAT_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+    def _start(self) -> None:
+        self.stop()
+        if os.path.exists(_HEARTBEAT_SCRIPT):
+            program = ["-I", _HEARTBEAT_SCRIPT]  # -I: no site-packages, starts in ~20 ms
+        else:
+            program = ["-m", "adaptive_snakemake.job.heartbeat"]
+        self.process = subprocess.Popen(
+            [sys.executable, *program, repr(self.interval), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        os.set_blocking(self.process.stdout.fileno(), False)
+        self._output = b""
+        for path, token in self.held.items():
+            self._send({"hold": path, "token": token})
+
+    def _send(self, message: dict) -> None:
+        """A message to the process; if it has ended, the next check of a lock restarts it."""
+        if self.process is None:
+            return
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            pass
+
+
+_heartbeats: dict[tuple[int, float], _Heartbeats] = {}
+
+
+def _heartbeats_for(interval: float) -> _Heartbeats:
+    """This process's heartbeat process for ``interval`` (a forked child gets its own)."""
+    key = (os.getpid(), interval)
+    if key not in _heartbeats:
+        _heartbeats[key] = _Heartbeats(interval)
+    return _heartbeats[key]
 
 
 class LockLost(RuntimeError):
@@ -138,7 +240,7 @@ class LearnerLock:
         self._token: str | None = None
         self._holder_pid: int | None = None
         self._held = False
-        self._heartbeat_process: subprocess.Popen | None = None
+        self._beats: _Heartbeats | None = None
 
     @property
     def held(self) -> bool:
@@ -258,40 +360,21 @@ class LearnerLock:
         self._held = True
 
     def _start_heartbeat(self) -> None:
-        """The heartbeat process (see heartbeat.py); stdin is how we stop it, and how it
-        sees that we died."""
-        if os.path.exists(_HEARTBEAT_SCRIPT):
-            program = ["-I", _HEARTBEAT_SCRIPT]  # -I: no site-packages, starts in ~20 ms
-        else:
-            program = ["-m", "adaptive_snakemake.job.heartbeat"]
-        path = os.path.abspath(self.path)
-        arguments = [path, self._token, repr(self.heartbeat), str(os.getpid())]
-        self._heartbeat_process = subprocess.Popen(
-            [sys.executable, *program, *arguments],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            close_fds=True,
-        )
+        """Our lock file joins the beats of this process's heartbeat process (see
+        heartbeat.py), which is started with the first lock; its stdin is how we tell it
+        what to beat and how it sees that we died."""
+        self._beats = _heartbeats_for(self.heartbeat)
+        self._beats.hold(os.path.abspath(self.path), self._token)
 
     def _heartbeat_ended(self) -> bool:
-        process = self._heartbeat_process
-        return process is None or process.poll() is not None
+        """No heartbeat touches our file: its process ended, or it found the file not ours."""
+        beats = self._beats
+        return beats is None or beats.ended() or beats.has_lost(os.path.abspath(self.path))
 
     def _stop_heartbeat(self) -> None:
-        process, self._heartbeat_process = self._heartbeat_process, None
-        if process is None:
-            return
-        try:
-            # A byte, not only EOF: forked children (process pools) may hold the pipe open.
-            process.stdin.write(b"stop")
-            process.stdin.close()
-        except OSError:
-            pass  # it has ended already
-        try:
-            process.wait(_HEARTBEAT_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        beats, self._beats = self._beats, None
+        if beats is not None:
+            beats.drop(os.path.abspath(self.path))  # the last lock's drop ends the process
 
     def _still_ours(self) -> None:
         """Read the lock file: is it still ours? Sets ``_lost`` if not; if it is, touches it
@@ -327,11 +410,10 @@ class LearnerLock:
             self._restart_heartbeat()
 
     def _restart_heartbeat(self) -> None:
-        process = self._heartbeat_process
-        code = None if process is None else process.returncode
+        code = None if self._beats is None else self._beats.exit_status()
         logger.warning(
-            "the heartbeat process of learner lock %s ended (exit status %s) while the lock "
-            "is still ours; starting a new one",
+            "the heartbeat of learner lock %s stopped (its process's exit status: %s) while "
+            "the lock is still ours; starting it again",
             self.path,
             code,
         )

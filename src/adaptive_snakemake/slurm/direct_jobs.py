@@ -8,13 +8,14 @@ paths and resources filled in), so for the learner rules the job script is that 
 
     set -e
     mkdir -p <output and log directories> state/.job-ends
-    trap 'touch state/.job-ends/"$SLURM_JOB_ID"' EXIT
+    trap 'echo $? > state/.job-ends/"$SLURM_JOB_ID"' EXIT
     srun -n1 ... bash -s <<EOF
     <command>
     EOF
 
-(an MPI learner's command starts its own `srun --mpi=... -n N`). The trap tells the main
-snakemake at once that the job ends (job_ends.py). An srun step, because
+(an MPI learner's command, which starts its own `srun --mpi=... -n N`, runs in a subshell
+instead: its `exec` must not replace the batch shell). The trap tells the main
+snakemake at once that the job ends, and how (job_ends.py). An srun step, because
 SLURM's walltime warning (`--signal=TERM@60`, not the B: form) reaches the processes of
 job steps, not the batch shell. The learner writes its results itself; snakemake, as
 always, checks them on the login node when sacct reports the job COMPLETED, and removes
@@ -69,6 +70,9 @@ def direct_script(job) -> str | None:
     command = job.shellcmd
     if job.resources.get("mpi"):  # (a Namedlist: `in` would look at its values)
         lines.append(_FRESH_STEP_AFTER_REQUEUE)
+        # In a subshell: the command starts with `exec`, which would replace this shell,
+        # and its EXIT trap (the end marker) would never run.
+        command = f"(\n{command}\n)"
     else:
         cpus = f"--cpus-per-task={job.threads}"
         command = f"srun -n1 --nodes=1 {cpus} bash -s <<'{_END}'\n{command}\n{_END}"
