@@ -193,9 +193,7 @@ ONE_MPI_LEARNER = ONE_LEARNER.replace("process-pool", "mpi4py").replace("tasks: 
 
 
 @pytest.mark.parametrize("learners", [ONE_LEARNER, ONE_MPI_LEARNER], ids=["pool", "mpi4py"])
-def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(
-    slurm_cluster, tmp_path, learners
-):
+def test_a_job_end_is_seen_at_once_not_at_the_next_status_round(slurm_cluster, tmp_path, learners):
     """With status rounds 60 s apart, the end of a ~8 s learner job is still seen within
     seconds: its batch script marks its end (slurm/job_ends.py), which wakes the status
     thread. Without the marker, snakemake would first look 60 s after the submission.
